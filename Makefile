@@ -1,0 +1,27 @@
+# One command sets up a fresh machine and runs the tests: `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# torch/torchvision pinned to the wheels these machines hold on disk (timm needs torchvision).
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+PYTEST_ARGS ?=
+
+.PHONY: venv test bench clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PINS)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: venv
+	$(PY) -m pytest -ra $(PYTEST_ARGS) tests
+
+bench: venv
+	$(PY) benchmarks/network_speed.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

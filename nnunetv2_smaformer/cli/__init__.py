@@ -1,0 +1,1 @@
+"""The ``smaformer`` console script: one module per subcommand."""

@@ -1,0 +1,54 @@
+"""Entry point of the ``smaformer`` console script.
+
+Each subcommand lives in its own module of this package and exposes
+``register(subparsers)``, which adds a parser whose ``func`` default runs the command and
+returns an exit code. Imports of heavy dependencies stay inside the command functions so
+``smaformer --help`` and light commands start quickly.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Optional, Sequence
+
+from nnunetv2_smaformer.errors import SMAFormerError
+
+# Subcommand modules, in the order ``--help`` lists them.
+COMMAND_MODULES = (
+    "summary",
+    "evaluate",
+    "overlay",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smaformer",
+        description="SMAFormerV2 for nnU-Net v2: network summary, data conversion, evaluation, benchmarks.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"nnunetv2_smaformer.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except SMAFormerError as err:
+        logging.getLogger("smaformer").error("%s", err)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

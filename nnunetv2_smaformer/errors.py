@@ -1,0 +1,21 @@
+"""Exceptions for problems a user can fix (bad files, bad arguments).
+
+The ``smaformer`` CLI turns any :class:`SMAFormerError` into a one-line message and exit
+status 2; library callers can catch the specific subclass.
+"""
+
+
+class SMAFormerError(Exception):
+    """Base class of all user-facing errors of this package."""
+
+
+class PretrainedWeightsError(SMAFormerError):
+    """A pretrained checkpoint is missing, unreadable, or not a Swin-T checkpoint."""
+
+
+class ConversionError(SMAFormerError):
+    """Source data for a dataset conversion is missing, inconsistent or corrupt."""
+
+
+class EvaluationError(SMAFormerError):
+    """Prediction or ground-truth files for an evaluation are missing or do not match."""

@@ -1,0 +1,104 @@
+"""SMAFormerV2: Swin-T encoder with Synergistic Multi-Attention, SMA/E-MLP decoder, edge head."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from os import PathLike
+from typing import TYPE_CHECKING, Dict, List, Union
+
+import torch
+from torch import nn
+
+from nnunetv2_smaformer.network.decoder import SMAFormerDecoder
+from nnunetv2_smaformer.network.encoder import InputProjection, SMASwinEncoder
+
+if TYPE_CHECKING:
+    from nnunetv2_smaformer.pretrained.swin import LoadReport
+
+# Total stride of the encoder; input sides must be multiples of it.
+ENCODER_STRIDE = 32
+
+
+class SMAFormerV2(nn.Module):
+    """SMAFormerV2 for 2D segmentation.
+
+    Input ``[B, in_channels, H, W]`` with H and W multiples of 32. Output logits
+    ``[B, num_classes, H, W]``; with deep supervision a list of logits at full, 1/4, 1/8 and
+    1/16 resolution.
+
+    Args:
+        in_channels: Input channels (1 for CT, any number works).
+        num_classes: Output channels (segmentation classes including background).
+        window_size: Swin attention window; 8 tiles the 64/32/16/8 maps of a 256 input exactly.
+            7 is the ImageNet checkpoint's window (timm then pads feature maps internally).
+        use_edge_enhancement: Sobel edge-enhancement head instead of a plain 1x1 conv.
+        deep_supervision: Start with deep supervision on (see ``decoder.deep_supervision``).
+        drop_path_rate: Stochastic depth; linear 0 -> rate over the encoder's 12 blocks and
+            rate -> 0 over the decoder's 6 blocks (deepest first).
+        img_size: Reference input size for the Swin window/shift layout (the nnU-Net patch).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        window_size: int = 8,
+        use_edge_enhancement: bool = True,
+        deep_supervision: bool = False,
+        drop_path_rate: float = 0.2,
+        img_size: int = 256,
+    ) -> None:
+        super().__init__()
+        if in_channels < 1 or num_classes < 1:
+            raise ValueError(f"in_channels and num_classes must be >= 1, got {in_channels} and {num_classes}")
+        if img_size % ENCODER_STRIDE:
+            raise ValueError(f"img_size must be a multiple of {ENCODER_STRIDE}, got {img_size}")
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.window_size = window_size
+        self.input_proj = InputProjection(in_channels)
+        self.encoder = SMASwinEncoder(img_size=img_size, window_size=window_size, drop_path_rate=drop_path_rate)
+        num_decoder_blocks = 2 * (len(self.encoder.channels) - 1)
+        decoder_rates = torch.linspace(drop_path_rate, 0.0, num_decoder_blocks).tolist()
+        self.decoder = SMAFormerDecoder(
+            self.encoder.channels,
+            num_classes,
+            use_edge_enhancement=use_edge_enhancement,
+            deep_supervision=deep_supervision,
+            drop_path_rates=decoder_rates,
+        )
+
+    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"expected input [B, {self.in_channels}, H, W], got shape {tuple(x.shape)}"
+            )
+        height, width = x.shape[-2:]
+        if height % ENCODER_STRIDE or width % ENCODER_STRIDE:
+            raise ValueError(
+                f"input height and width must be multiples of {ENCODER_STRIDE}, got {height}x{width}"
+            )
+        return self.decoder(self.encoder(self.input_proj(x)))
+
+    def load_pretrained(self, path: Union[str, PathLike], min_coverage: float = 1.0) -> "LoadReport":
+        """Load an official ImageNet Swin-T checkpoint into the encoder; see :mod:`nnunetv2_smaformer.pretrained`."""
+        from nnunetv2_smaformer.pretrained.swin import load_swin_checkpoint
+
+        return load_swin_checkpoint(self.encoder.swin, path, min_coverage=min_coverage)
+
+    def parameter_groups(self) -> Dict[str, nn.Module]:
+        """The model's parts, in forward order; every parameter belongs to exactly one."""
+        return OrderedDict(
+            input_projection=self.input_proj,
+            encoder=self.encoder.swin,
+            sma=self.encoder.sma,
+            decoder=self.decoder.stages,
+            final_upsampling=self.decoder.final_up,
+            head=self.decoder.head,
+            deep_supervision=self.decoder.ds_heads,
+        )
+
+    def parameter_counts(self) -> Dict[str, int]:
+        """Trainable parameters per part (see :meth:`parameter_groups`) plus ``total``."""
+        counts = {name: sum(p.numel() for p in part.parameters()) for name, part in self.parameter_groups().items()}
+        counts["total"] = sum(p.numel() for p in self.parameters())
+        return counts

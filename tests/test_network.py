@@ -1,0 +1,147 @@
+"""SMAFormerV2 network: shapes, parameter counts per part, gradients, determinism."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from nnunetv2_smaformer import SMAFormerV2
+from nnunetv2_smaformer.network.attention import SMA
+from nnunetv2_smaformer.network.decoder import DecoderStage, EdgeEnhancementHead, sobel_kernels
+
+# Figures of the original implementation (SPEC section 3): 9 classes, 3 input channels.
+ORIGINAL_TOTAL = 42_661_643
+ORIGINAL_ENCODER = 27_519_354  # Swin-T without its classifier, window 7
+ORIGINAL_SMA = 2_455_976
+ORIGINAL_DECODER = 12_518_028
+# Swin-T has 138 attention heads; window 8 grows each bias table from 13x13 to 15x15.
+WINDOW8_EXTRA = 138 * (15 * 15 - 13 * 13)
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.fixture(scope="module")
+def model_ds() -> SMAFormerV2:
+    torch.manual_seed(0)
+    return SMAFormerV2(in_channels=1, num_classes=9, deep_supervision=True)
+
+
+@pytest.mark.parametrize("dim,expected", [(96, 29_762), (192, 116_258), (384, 462_818), (768, 1_847_138)])
+def test_sma_parameter_count(dim, expected):
+    assert n_params(SMA(dim)) == expected
+
+
+@pytest.mark.parametrize(
+    "c_in,c_out,expected", [(768, 384, 9_521_092), (384, 192, 2_392_132), (192, 96, 604_804)]
+)
+def test_decoder_stage_parameter_count(c_in, c_out, expected):
+    assert n_params(DecoderStage(c_in, c_out)) == expected
+
+
+def test_parameter_counts_per_part_match_original():
+    counts = SMAFormerV2(in_channels=3, num_classes=9, window_size=7).parameter_counts()
+    assert counts["encoder"] == ORIGINAL_ENCODER
+    assert counts["sma"] == ORIGINAL_SMA
+    assert counts["decoder"] == ORIGINAL_DECODER
+    assert counts["input_projection"] == 3 * 3 * 3 * 3 + 3
+    assert counts["final_upsampling"] == 96 * 96 * 16 + 96 + 2 * 96
+    # Sobel x and y per channel (2 * 96 * 9), fuse 3*96 -> 96 + BN, classifier 96 -> 9.
+    assert counts["head"] == 2 * 96 * 9 + (3 * 96 * 96 + 96) + 2 * 96 + (96 * 9 + 9)
+    assert counts["deep_supervision"] == (96 + 192 + 384) * 9 + 3 * 9
+    assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
+
+    default = SMAFormerV2(in_channels=3, num_classes=9).parameter_counts()
+    assert default["encoder"] == ORIGINAL_ENCODER + WINDOW8_EXTRA
+    assert abs(default["total"] - ORIGINAL_TOTAL) / ORIGINAL_TOTAL < 0.01
+
+
+def test_plain_head_without_edge_enhancement():
+    model = SMAFormerV2(in_channels=1, num_classes=4, use_edge_enhancement=False)
+    assert isinstance(model.decoder.head, torch.nn.Conv2d)
+    assert model.parameter_counts()["head"] == 96 * 4 + 4
+
+
+def test_edge_head_starts_as_sobel():
+    head = EdgeEnhancementHead(channels=5, num_classes=2)
+    weight = head.edge.weight.detach()
+    assert weight.shape == (10, 1, 3, 3)
+    for c in range(5):
+        assert torch.equal(weight[2 * c, 0], sobel_kernels()[0])
+        assert torch.equal(weight[2 * c + 1, 0], sobel_kernels()[1])
+    # A vertical step edge excites Sobel-x, not Sobel-y.
+    image = torch.zeros(1, 5, 8, 8)
+    image[..., 4:] = 1.0
+    edges = head.edge(image)
+    assert edges[0, 0].abs().sum() > 0 and edges[0, 1, 1:-1].abs().sum() == 0
+
+
+def test_deep_supervision_outputs_and_flag(model_ds):
+    model_ds.eval()
+    x = torch.randn(1, 1, 256, 256)
+    with torch.no_grad():
+        outputs = model_ds(x)
+        assert [tuple(o.shape) for o in outputs] == [(1, 9, 256, 256), (1, 9, 64, 64), (1, 9, 32, 32), (1, 9, 16, 16)]
+        model_ds.decoder.deep_supervision = False
+        single = model_ds(x)
+    model_ds.decoder.deep_supervision = True
+    assert isinstance(single, torch.Tensor) and single.shape == (1, 9, 256, 256)
+    assert torch.allclose(single, outputs[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("in_channels,num_classes,size", [(2, 3, (128, 160)), (5, 14, (64, 96)), (3, 1, (96, 64))])
+def test_any_channels_and_multiple_of_32_sizes(in_channels, num_classes, size):
+    model = SMAFormerV2(in_channels=in_channels, num_classes=num_classes).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, in_channels, *size))
+    assert out.shape == (2, num_classes, *size)
+    assert torch.isfinite(out).all()
+
+
+def test_window7_runs_without_input_padding():
+    model = SMAFormerV2(in_channels=1, num_classes=2, window_size=7).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 256, 256)).shape == (1, 2, 256, 256)
+
+
+@pytest.mark.parametrize("shape,match", [((1, 1, 100, 128), "multiples of 32"), ((1, 3, 64, 64), r"\[B, 1, H, W\]")])
+def test_bad_inputs_raise_value_error(shape, match):
+    model = SMAFormerV2(in_channels=1, num_classes=2)
+    with pytest.raises(ValueError, match=match):
+        model(torch.randn(*shape))
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError):
+        SMAFormerV2(in_channels=0, num_classes=2)
+    with pytest.raises(ValueError, match="img_size"):
+        SMAFormerV2(in_channels=1, num_classes=2, img_size=250)
+
+
+def test_every_parameter_receives_a_gradient():
+    # DDP (no find_unused_parameters) needs every parameter in the graph of the training loss.
+    torch.manual_seed(0)
+    model = SMAFormerV2(in_channels=2, num_classes=3, deep_supervision=True, drop_path_rate=0.0).train()
+    outputs = model(torch.randn(2, 2, 64, 64))
+    sum(o.float().pow(2).mean() for o in outputs).backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert no_grad == []
+
+
+def test_eval_mode_is_deterministic(model_ds):
+    model_ds.eval()
+    x = torch.randn(2, 1, 128, 128)
+    with torch.no_grad():
+        first = model_ds(x)
+        second = model_ds(x)
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+
+
+def test_forward_cost_without_padding_is_about_16_gmacs():
+    model = SMAFormerV2(in_channels=1, num_classes=9).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.randn(1, 1, 256, 256))
+    gmacs = counter.get_total_flops() / 2e9
+    assert 14.0 < gmacs < 17.0, gmacs
