@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from typing import Optional, Sequence
 
 from nnunetv2_smaformer.errors import SMAFormerError
@@ -43,6 +44,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # timm's import triggers torch's deprecation notice for torch.jit.interface; it is not the user's concern.
+    warnings.filterwarnings("ignore", message=".*torch.jit.interface.*", category=FutureWarning)
     try:
         return int(args.func(args) or 0)
     except SMAFormerError as err:

@@ -64,11 +64,10 @@ class LoadReport:
         return self.loaded_params / self.encoder_params if self.encoder_params else 0.0
 
     def __str__(self) -> str:
-        def listing(keys: List[str]) -> str:
+        def listing(keys: List[str], shown: int = 3) -> str:
             if not keys:
                 return "none"
-            shown = ", ".join(keys[:8])
-            return f"{len(keys)} ({shown}{', ...' if len(keys) > 8 else ''})"
+            return f"{len(keys)} ({', '.join(keys[:shown])}{', ...' if len(keys) > shown else ''})"
 
         return "\n".join(
             [

@@ -1,0 +1,69 @@
+"""``smaformer summary``: parameters per part, forward cost, and the pretrained load report."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+logger = logging.getLogger("smaformer.summary")
+
+
+def _multiple_of_32(text: str) -> int:
+    value = int(text)
+    if value <= 0 or value % 32:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive multiple of 32")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "summary",
+        help="parameters per part, GMACs, and the pretrained-weights load report",
+        description="Build SMAFormerV2 and report parameters per part and the forward cost in GMACs "
+        "(counted by torch.utils.flop_counter.FlopCounterMode: convolutions, matmuls and attention; "
+        "one MAC = two FLOPs).",
+    )
+    parser.add_argument("--in-channels", type=int, default=1, help="input channels (default: 1, CT)")
+    parser.add_argument("--num-classes", type=int, default=9, help="classes incl. background (default: 9, Synapse)")
+    parser.add_argument("--img-size", type=_multiple_of_32, default=256,
+                        help="square input side, a multiple of 32 (default: 256)")
+    parser.add_argument("--window-size", type=int, default=8, help="Swin window (default: 8)")
+    parser.add_argument("--no-edge", action="store_true", help="plain 1x1 head instead of the Sobel edge head")
+    parser.add_argument("--pretrained", metavar="FILE", help="also load this Swin-T checkpoint and show the report")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from nnunetv2_smaformer.network.smaformer import SMAFormerV2
+
+    model = SMAFormerV2(
+        args.in_channels,
+        args.num_classes,
+        window_size=args.window_size,
+        use_edge_enhancement=not args.no_edge,
+        img_size=args.img_size,
+    ).eval()
+    counts = model.parameter_counts()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, args.in_channels, args.img_size, args.img_size))
+    gmacs = counter.get_total_flops() / 2e9
+
+    width = max(len(k) for k in counts)
+    lines = [f"SMAFormerV2(in_channels={args.in_channels}, num_classes={args.num_classes}, "
+             f"window_size={args.window_size}, edge={not args.no_edge})", "parameters:"]
+    lines += [f"  {name:<{width}}  {n:>12,}" for name, n in counts.items()]
+    lines.append(f"forward cost at 1x{args.in_channels}x{args.img_size}x{args.img_size}: {gmacs:.2f} GMACs "
+                 f"(torch.utils.flop_counter.FlopCounterMode)")
+    if args.pretrained:
+        # The loader logs its report; here it is part of the printed summary instead.
+        loader_logger = logging.getLogger("nnunetv2_smaformer.pretrained.swin")
+        previous = loader_logger.level
+        loader_logger.setLevel(logging.WARNING)
+        try:
+            lines.append(str(model.load_pretrained(args.pretrained)))
+        finally:
+            loader_logger.setLevel(previous)
+    print("\n".join(lines))
+    return 0

@@ -1,0 +1,29 @@
+"""``smaformer summary`` through the installed console script."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_summary_reports_parts_gmacs_and_load(smaformer_bin, official_checkpoint):
+    result = run([smaformer_bin, "summary", "--num-classes", "9", "--pretrained", str(official_checkpoint)])
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for part, count in [("encoder", "27,527,082"), ("sma", "2,455,976"), ("decoder", "12,518,028"),
+                        ("input_projection", "30"), ("deep_supervision", "6,075")]:
+        assert re.search(rf"^\s+{part}\s+{count}$", out, re.M), (part, out)
+    gmacs = float(re.search(r"([\d.]+) GMACs \(torch\.utils\.flop_counter\.FlopCounterMode\)", out).group(1))
+    assert 14 < gmacs < 17
+    assert "coverage 100.00 %" in out and "missing:           none" in out
+
+
+def test_summary_rejects_bad_arguments(smaformer_bin, tmp_path):
+    bad_size = run([smaformer_bin, "summary", "--img-size", "100"])
+    assert bad_size.returncode == 2 and "--img-size" in bad_size.stderr
+    missing = run([smaformer_bin, "summary", "--pretrained", str(tmp_path / "nope.pth")])
+    assert missing.returncode == 2
+    assert "nope.pth does not exist" in missing.stderr and "releases/download" in missing.stderr
