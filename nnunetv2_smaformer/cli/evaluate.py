@@ -1,0 +1,73 @@
+"""``smaformer evaluate``: Synapse DSC / HD95 of a prediction folder against ground truth."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+logger = logging.getLogger("smaformer.evaluate")
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="per-organ DSC and HD95 of predicted segmentations (Synapse protocol)",
+        description=(
+            "Evaluate every label map in --pred against the same-named file in --gt with the "
+            "Synapse/TransUNet rule: both masks non-empty -> (Dice, HD95); prediction non-empty "
+            "but ground truth empty -> (1, 0); prediction empty -> (0, 0). Per-organ means over "
+            "cases, then the mean over organs. Writes OUT.json, OUT.csv and OUT.md."
+        ),
+    )
+    parser.add_argument("--pred", required=True, type=Path, help="folder of predicted label maps")
+    parser.add_argument("--gt", required=True, type=Path, help="folder of ground-truth label maps (same file names)")
+    parser.add_argument(
+        "-o", "--output", type=Path, default=None,
+        help="JSON output (default: PRED/synapse_eval.json); .csv and .md are written next to it",
+    )
+    parser.add_argument(
+        "--hd95-unit", choices=("voxel", "mm"), default="voxel",
+        help="HD95 in voxels (as the published tables) or in mm from the files' spacing (default: voxel)",
+    )
+    parser.add_argument(
+        "--labels", type=int, nargs="+", default=None, metavar="L",
+        help="labels to evaluate (default: all positive labels of the dataset.json, else 1..8)",
+    )
+    parser.add_argument(
+        "--dataset-json", type=Path, default=None,
+        help="nnU-Net dataset.json for labels, organ names and file ending "
+        "(default: PRED/dataset.json if present, else the 8 Synapse benchmark organs)",
+    )
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=None,
+        help="worker processes (default: min(CPUs, cases))",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here so that building the CLI parser stays cheap.
+    from nnunetv2_smaformer.errors import EvaluationError
+    from nnunetv2_smaformer.evaluation.evaluate import (
+        DEFAULT_OUTPUT_NAME,
+        evaluate_folders,
+        write_outputs,
+    )
+
+    if args.jobs is not None and args.jobs < 1:
+        raise EvaluationError(f"--jobs must be >= 1, got {args.jobs}")
+    result = evaluate_folders(
+        args.pred,
+        args.gt,
+        labels=args.labels,
+        dataset_json=args.dataset_json,
+        hd95_unit=args.hd95_unit,
+        jobs=args.jobs,
+        progress=not args.no_progress,
+    )
+    output = args.output if args.output is not None else args.pred / DEFAULT_OUTPUT_NAME
+    paths = write_outputs(result, output)
+    logger.info("%d case(s); HD95 in %s\n%s", len(result.per_case), result.hd95_unit, result.to_markdown())
+    logger.info("wrote %s", ", ".join(str(path) for path in paths))
+    return 0
