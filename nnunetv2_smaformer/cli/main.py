@@ -19,8 +19,11 @@ from nnunetv2_smaformer.errors import SMAFormerError
 # Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "summary",
+    "trainer_path",
     "evaluate",
     "overlay",
+    "convert_synapse",
+    "make_phantom",
 )
 
 

@@ -1,0 +1,25 @@
+"""``smaformer trainer-path``: the folder to put in ``nnUNet_extTrainer``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def trainer_dir() -> Path:
+    # Resolved from the package location without importing torch or nnU-Net.
+    return Path(__file__).resolve().parent.parent / "nnunet_trainers"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "trainer-path",
+        help="print the folder for nnUNet_extTrainer",
+        description="Print the folder of SMAFormerV2's nnU-Net trainers. Use it once per shell: "
+        "export nnUNet_extTrainer=$(smaformer trainer-path)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    print(trainer_dir())
+    return 0

@@ -1,0 +1,246 @@
+"""``nnUNetTrainerSMAFormerV2``: SMAFormerV2 inside stock nnU-Net v2.
+
+Everything not listed here is nnU-Net's: planning, preprocessing, augmentation, the Dice+CE
+loss with deep supervision, sliding-window inference and 3D validation, AMP, compile and DDP.
+
+* network: :class:`~nnunetv2_smaformer.network.SMAFormerV2`, built from nnU-Net's input
+  channels and segmentation heads (also at inference, where no pretrained file is needed);
+* patch 256x256 written into the plans this trainer receives, so the ``plans.json`` saved
+  next to the checkpoints (which inference reads) holds it too; batch size 28 capped like
+  nnU-Net caps it for small datasets (at most 5 % of the dataset's voxels), at least 2;
+* optimisation of the original: AdamW, lr 3e-4, cosine annealing after a short linear warm-up
+  (2 % of the epochs), gradient clipping at 1.0;
+* ImageNet Swin-T weights from the file named by ``$SMAFORMER_SWIN_WEIGHTS``, loaded when a
+  training starts from scratch; the load report goes to the training log.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.helpers import dummy_context
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+from torch import autocast, nn
+from torch._dynamo import OptimizedModule
+from torch.nn.parallel import DistributedDataParallel
+
+from nnunetv2_smaformer.errors import PretrainedWeightsError
+from nnunetv2_smaformer.network.smaformer import SMAFormerV2
+from nnunetv2_smaformer.pretrained.swin import OFFICIAL_FILENAME, OFFICIAL_URL
+from nnunetv2_smaformer.training.lr_scheduler import WarmupCosineLRScheduler
+
+PRETRAINED_ENV = "SMAFORMER_SWIN_WEIGHTS"
+PATCH_SIZE: Tuple[int, int] = (256, 256)
+# Network outputs: full resolution, then the decoder stages at strides 4, 8, 16.
+DEEP_SUPERVISION_SCALES: Tuple[Tuple[float, float], ...] = ((1.0, 1.0), (0.25, 0.25), (0.125, 0.125), (0.0625, 0.0625))
+# nnU-Net's experiment planner: a batch sees at most 5 % of the dataset's voxels, and never fewer than 2 samples.
+MAX_DATASET_COVERED = 0.05
+MIN_BATCH_SIZE = 2
+
+
+def approximate_dataset_voxels(plans_manager: PlansManager, configuration: str, num_training: int) -> float:
+    """Voxels of the whole training set as nnU-Net's planner estimates them (median shape x cases)."""
+    # The 2D configuration stores an in-plane median only; 3d_fullres has the full one when the data are 3D.
+    name = "3d_fullres" if "3d_fullres" in plans_manager.available_configurations else configuration
+    median = plans_manager.get_configuration(name).median_image_size_in_voxels
+    return float(np.prod(median, dtype=np.float64)) * num_training
+
+
+def capped_batch_size(wanted: int, dataset_voxels: float, patch_size: Sequence[int]) -> int:
+    """nnU-Net's small-dataset cap: ``max(min(wanted, round(5 % of voxels / patch voxels)), 2)``."""
+    cap = round(dataset_voxels * MAX_DATASET_COVERED / float(np.prod(patch_size, dtype=np.float64)))
+    return max(min(wanted, cap), MIN_BATCH_SIZE)
+
+
+def unwrap_network(network: nn.Module) -> nn.Module:
+    """The plain module under DDP and ``torch.compile`` wrappers."""
+    if isinstance(network, DistributedDataParallel):
+        network = network.module
+    if isinstance(network, OptimizedModule):
+        network = network._orig_mod
+    return network
+
+
+def no_weight_decay(name: str, param: nn.Parameter) -> bool:
+    # Norms, biases and Swin's relative-position tables are not decayed (Swin's own recipe).
+    return param.ndim <= 1 or name.endswith("relative_position_bias_table")
+
+
+class nnUNetTrainerSMAFormerV2(nnUNetTrainer):
+    """SMAFormerV2 on nnU-Net's 2D configuration. Variants override the class attributes only."""
+
+    #: Extra ``SMAFormerV2`` constructor arguments (window, edge head, stochastic depth).
+    network_kwargs: ClassVar[Dict[str, Any]] = {}
+    #: Initialise the encoder from ImageNet Swin-T (``$SMAFORMER_SWIN_WEIGHTS``).
+    use_pretrained: ClassVar[bool] = True
+    #: The original's batch size, before nnU-Net's small-dataset cap.
+    max_batch_size: ClassVar[int] = 28
+    #: Training length; ``None`` keeps nnU-Net's defaults (1000 x 250, 50 validation iterations).
+    epochs: ClassVar[Optional[int]] = None
+    iterations_per_epoch: ClassVar[Optional[int]] = None
+    val_iterations_per_epoch: ClassVar[Optional[int]] = None
+
+    #: Mirroring augmentation and test-time mirroring (nnU-Net's default: on).
+    mirroring: ClassVar[bool] = True
+
+    initial_lr_adamw: ClassVar[float] = 3e-4
+    adamw_weight_decay: ClassVar[float] = 1e-2
+    warmup_fraction: ClassVar[float] = 0.02
+    grad_clip_norm: ClassVar[float] = 1.0
+
+    def __init__(
+        self,
+        plans: dict,
+        configuration: str,
+        fold: int,
+        dataset_json: dict,
+        device: torch.device = torch.device("cuda"),
+    ):
+        self._set_patch_and_batch_size(plans, configuration, dataset_json)
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.initial_lr = self.initial_lr_adamw
+        self.weight_decay = self.adamw_weight_decay
+        if self.epochs is not None:
+            self.num_epochs = self.epochs
+        if self.iterations_per_epoch is not None:
+            self.num_iterations_per_epoch = self.iterations_per_epoch
+        if self.val_iterations_per_epoch is not None:
+            self.num_val_iterations_per_epoch = self.val_iterations_per_epoch
+        # Set when nnU-Net restores weights from a checkpoint (--c, --val); ImageNet weights must not overwrite them.
+        self._weights_restored = False
+
+    @classmethod
+    def _set_patch_and_batch_size(cls, plans: dict, configuration: str, dataset_json: dict) -> None:
+        plans_manager = PlansManager(plans)
+        if configuration not in plans_manager.available_configurations:
+            raise RuntimeError(
+                f"{cls.__name__}: configuration '{configuration}' is not in the plans "
+                f"(available: {', '.join(plans_manager.available_configurations)})"
+            )
+        planned = plans_manager.get_configuration(configuration)
+        if len(planned.patch_size) != 2:
+            raise RuntimeError(
+                f"{cls.__name__} is a 2D network: configuration '{configuration}' is "
+                f"{len(planned.patch_size)}D (patch {planned.patch_size}). Train it with the '2d' configuration."
+            )
+        voxels = approximate_dataset_voxels(plans_manager, configuration, int(dataset_json["numTraining"]))
+        config = plans["configurations"][configuration]
+        config["patch_size"] = list(PATCH_SIZE)
+        config["batch_size"] = capped_batch_size(cls.max_batch_size, voxels, PATCH_SIZE)
+
+    @classmethod
+    def build_network_architecture(
+        cls,
+        plans_manager: PlansManager,
+        configuration_manager: ConfigurationManager,
+        num_input_channels: int,
+        num_output_channels: int,
+        *legacy_args: Any,
+        enable_deep_supervision: bool = True,
+    ) -> nn.Module:
+        """Build SMAFormerV2; also called at inference (``enable_deep_supervision=False``).
+
+        Accepts nnU-Net 2.8's signature and the deprecated one
+        ``(arch_class_name, arch_init_kwargs, arch_init_kwargs_req_import, num_input_channels,
+        num_output_channels[, enable_deep_supervision])``, whose arguments all sit one place later.
+        """
+        if isinstance(plans_manager, str):
+            if not legacy_args:
+                raise TypeError("deprecated build_network_architecture call without num_output_channels")
+            num_input_channels, num_output_channels, legacy_args = num_output_channels, legacy_args[0], legacy_args[1:]
+        if len(legacy_args) > 1:
+            raise TypeError(f"build_network_architecture got {len(legacy_args)} unexpected positional arguments")
+        if legacy_args:
+            enable_deep_supervision = bool(legacy_args[0])
+        return SMAFormerV2(
+            in_channels=int(num_input_channels),
+            num_classes=int(num_output_channels),
+            deep_supervision=enable_deep_supervision,
+            img_size=PATCH_SIZE[0],
+            **cls.network_kwargs,
+        )
+
+    def _get_deep_supervision_scales(self) -> Optional[List[List[float]]]:
+        return [list(s) for s in DEEP_SUPERVISION_SCALES] if self.enable_deep_supervision else None
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        rotation, dummy_2d, initial_patch_size, mirror_axes = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        if not self.mirroring:
+            mirror_axes = self.inference_allowed_mirroring_axes = None
+        return rotation, dummy_2d, initial_patch_size, mirror_axes
+
+    @property
+    def warmup_epochs(self) -> int:
+        return min(int(round(self.warmup_fraction * self.num_epochs)), self.num_epochs - 1)
+
+    def configure_optimizers(self):
+        decay, plain = [], []
+        for name, param in self.network.named_parameters():
+            if param.requires_grad:
+                (plain if no_weight_decay(name, param) else decay).append(param)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.weight_decay}, {"params": plain, "weight_decay": 0.0}],
+            lr=self.initial_lr,
+        )
+        scheduler = WarmupCosineLRScheduler(optimizer, self.initial_lr, self.num_epochs, self.warmup_epochs)
+        return optimizer, scheduler
+
+    def train_step(self, batch: dict) -> dict:
+        # nnU-Net's step with the original's gradient clipping (1.0 instead of nnU-Net's 12).
+        data = batch["data"].to(self.device, non_blocking=True)
+        target = batch["target"]
+        if isinstance(target, list):
+            target = [t.to(self.device, non_blocking=True) for t in target]
+        else:
+            target = target.to(self.device, non_blocking=True)
+
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            loss = self.loss(self.network(data), target)
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip_norm)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip_norm)
+            self.optimizer.step()
+        return {"loss": loss.detach().cpu().numpy()}
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        super().load_checkpoint(filename_or_checkpoint)
+        self._weights_restored = True
+
+    def pretrained_weights_path(self) -> Path:
+        """The ImageNet Swin-T file from ``$SMAFORMER_SWIN_WEIGHTS``; a clear error when it is unusable."""
+        value = os.environ.get(PRETRAINED_ENV, "").strip()
+        hint = (
+            f"Download {OFFICIAL_FILENAME} from {OFFICIAL_URL} and set {PRETRAINED_ENV}=/path/to/{OFFICIAL_FILENAME}, "
+            f"or train without ImageNet initialisation with a _noPretrain variant "
+            f"(e.g. -tr nnUNetTrainerSMAFormerV2_noPretrain)"
+        )
+        if not value:
+            raise PretrainedWeightsError(
+                f"{type(self).__name__} initialises its Swin-T encoder from ImageNet weights, but "
+                f"{PRETRAINED_ENV} is not set. {hint}"
+            )
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise PretrainedWeightsError(f"{PRETRAINED_ENV}={value}: no such file. {hint}")
+        return path
+
+    def on_train_start(self) -> None:
+        # Fresh training only: --c and --val restored weights from a checkpoint, and a trainer that was
+        # initialised before training started got nnU-Net's -pretrained_weights, which must win.
+        load_imagenet = self.use_pretrained and not self._weights_restored and not self.was_initialized
+        path = self.pretrained_weights_path() if load_imagenet else None  # fail before workers start
+        super().on_train_start()
+        if path is not None:
+            report = unwrap_network(self.network).load_pretrained(path)
+            self.print_to_log_file(f"ImageNet initialisation of the encoder:\n{report}")
