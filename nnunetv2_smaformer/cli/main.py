@@ -20,6 +20,7 @@ from nnunetv2_smaformer.errors import SMAFormerError
 COMMAND_MODULES = (
     "summary",
     "trainer_path",
+    "benchmark_network",
     "evaluate",
     "overlay",
     "convert_synapse",

@@ -1,0 +1,1 @@
+"""Benchmarks: network speed side by side (and, later, against stock nnU-Net)."""
