@@ -38,3 +38,15 @@ def run(args: Sequence[str], env: Dict[str, str], timeout: int = 900, check: boo
             f"--- stderr\n{result.stderr[-4000:]}"
         )
     return result
+
+
+SMOKE = "nnUNetTrainerSMAFormerV2_smoke"
+
+
+def model_folder(env: Dict[str, str], dataset: str, trainer: str, configuration: str = "2d") -> Path:
+    """``$nnUNet_results/<dataset>/<trainer>__nnUNetPlans__<configuration>``."""
+    return Path(env["nnUNet_results"]) / dataset / f"{trainer}__nnUNetPlans__{configuration}"
+
+
+def plan_and_preprocess(env: Dict[str, str], dataset_id: int) -> None:
+    run(["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", "2d", "-np", "1", "--verify_dataset_integrity"], env)

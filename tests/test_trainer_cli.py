@@ -14,38 +14,12 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from nnunet_cli import BIN, nnunet_env, run
+from nnunet_cli import BIN, SMOKE, model_folder, nnunet_env, plan_and_preprocess, run
 from nnunetv2_smaformer.pretrained import OFFICIAL_URL
 from synthetic import write_dataset
 
-SMOKE = "nnUNetTrainerSMAFormerV2_smoke"
-
-
-def model_folder(env, dataset: str, trainer: str, configuration: str = "2d") -> Path:
-    return Path(env["nnUNet_results"]) / dataset / f"{trainer}__nnUNetPlans__{configuration}"
-
-
 def read(path: Path) -> sitk.Image:
     return sitk.ReadImage(str(path))
-
-
-def plan_and_preprocess(env, dataset_id: int) -> None:
-    run(["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", "2d", "-np", "1", "--verify_dataset_integrity"], env)
-
-
-@pytest.fixture(scope="module")
-def ct(tmp_path_factory):
-    """Dataset501: 5 CT cases (8 x 64 x 64, 0.8 x 0.8 x 3 mm), 3 labels, planned and preprocessed."""
-    env = nnunet_env(tmp_path_factory.mktemp("nnunet_ct"))
-    write_dataset(Path(env["nnUNet_raw"]), 501, "TinyCT", num_cases=5, num_labels=3)
-    plan_and_preprocess(env, 501)
-    return env
-
-
-@pytest.fixture(scope="module")
-def smoke_model(ct):
-    run(["nnUNetv2_train", "501", "2d", "0", "-tr", SMOKE, "-device", "cpu"], ct)
-    return model_folder(ct, "Dataset501_TinyCT", SMOKE)
 
 
 def test_trainer_path_lists_the_trainer_module(ct):
