@@ -64,10 +64,25 @@ def _deep_supervision_loss(num_outputs: int) -> nn.Module:
     from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
     weights = np.array([1 / 2**i for i in range(num_outputs)])
-    weights[-1] = 0
+    if num_outputs > 1:  # a single output (no deep supervision) keeps its weight
+        weights[-1] = 0
     loss = DC_and_CE_loss({"batch_dice": True, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
                           weight_ce=1, weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)
     return DeepSupervisionWrapper(loss, weights / weights.sum())
+
+
+def set_deep_supervision(model: nn.Module, enabled: bool) -> None:
+    """Switch deep supervision the way nnU-Net's trainer does (``decoder.deep_supervision``); a network
+    without that switch (a custom architecture) is left as it is."""
+    decoder = getattr(model, "decoder", None)
+    if decoder is not None and hasattr(decoder, "deep_supervision"):
+        decoder.deep_supervision = enabled
+
+
+def _as_list(outputs) -> List[torch.Tensor]:
+    # With deep supervision on, SMAFormerV2 returns 4 maps and nnU-Net's U-Nets one per decoder stage;
+    # a network without deep supervision returns a single tensor.
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
 def _targets(outputs: List[torch.Tensor], num_classes: int, generator: torch.Generator) -> List[torch.Tensor]:
@@ -92,7 +107,13 @@ def measure(
     amp_dtype: Optional[torch.dtype] = None,
     compile_model: bool = False,
 ) -> Measurement:
-    """Time ``steps`` training steps and inference batches of the network ``build()`` returns."""
+    """Time ``steps`` training steps and inference batches of the network ``build()`` returns.
+
+    Input: random ``[batch_size, in_channels, img_size, img_size]``; targets: random labels in
+    ``[0, num_classes)`` downsampled to each deep-supervision output. Works for any network whose
+    output count the loss can follow (SMAFormerV2's 4 maps, nnU-Net's one per decoder stage).
+    Peak memory is recorded on CUDA only (``torch.cuda.max_memory_allocated``).
+    """
     torch.manual_seed(0)
     model = build().to(device)
     parameters = sum(p.numel() for p in model.parameters())
@@ -107,7 +128,7 @@ def measure(
         torch.cuda.reset_peak_memory_stats(device)
 
     model.train()
-    model.decoder.deep_supervision = True
+    set_deep_supervision(model, True)
     loss_fn = None
     targets = None
     for i in range(warmup + steps):
@@ -115,7 +136,7 @@ def measure(
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         with autocast:
-            outputs = runner(data)
+            outputs = _as_list(runner(data))
             if loss_fn is None:
                 loss_fn = _deep_supervision_loss(len(outputs))
                 targets = _targets(outputs, num_classes, generator)
@@ -128,7 +149,7 @@ def measure(
             result.train_step_s.append(time.perf_counter() - start)
 
     model.eval()
-    model.decoder.deep_supervision = False
+    set_deep_supervision(model, False)
     with torch.no_grad():
         for i in range(warmup + steps):
             _sync(device)

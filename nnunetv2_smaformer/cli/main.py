@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "summary",
     "trainer_path",
     "benchmark_network",
+    "compare",
     "evaluate",
     "overlay",
     "convert_synapse",

@@ -1,0 +1,280 @@
+"""Network-level side-by-side: SMAFormerV2 against the 2D network stock nnU-Net plans for a dataset.
+
+Both networks get the same input (``batch x channels x 256 x 256`` by default), the same number of
+timed training steps and inference batches (:func:`nnunetv2_smaformer.benchmark.network.measure`),
+and their forward cost is counted at one sample. Each network is measured in its own fresh Python
+process, back to back within one call, so that the peak memory of one cannot hide in the other's:
+on CUDA it is ``torch.cuda.max_memory_allocated``, on CPU the peak resident set size of that process
+(which includes the Python, torch and nnU-Net imports, reported separately as ``baseline_rss_mib``).
+
+Run as ``python -m nnunetv2_smaformer.benchmark.side_by_side SPEC.json RESULT.json`` for one network
+(that is how :func:`network_side_by_side` runs its workers).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from nnunetv2_smaformer.errors import SMAFormerError
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Keys of the two networks in the result.
+SMAFORMER_KEY = "smaformer_v2"
+NNUNET_KEY = "nnunet_2d"
+
+# Seconds a worker may take: building, FLOP counting and the timed repetitions on a slow CPU.
+_WORKER_TIMEOUT_S = 3600
+
+
+def ensure_ext_trainer_path() -> None:
+    """Make this package's trainers findable by nnU-Net's lookup by name in this process (and its children).
+
+    ``nnUNet_extTrainer`` is set to ``smaformer trainer-path`` when unset, and that folder is appended
+    when the variable lists other folders only.
+    """
+    from nnunetv2_smaformer.cli.trainer_path import trainer_dir
+
+    folder = str(trainer_dir())
+    current = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p.strip()]
+    if folder not in current:
+        os.environ["nnUNet_extTrainer"] = os.pathsep.join([*current, folder])
+        logger.debug("nnUNet_extTrainer=%s", os.environ["nnUNet_extTrainer"])
+
+
+def find_trainer_class(trainer_name: str) -> type:
+    """nnU-Net's trainer lookup by name (nnU-Net's folder, then ``nnUNet_extTrainer``), its chatter logged."""
+    import contextlib
+    import io
+
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    ensure_ext_trainer_path()
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            return recursive_find_trainer_class_by_name(trainer_name)
+    except (RuntimeError, AssertionError) as err:
+        raise SMAFormerError(f"trainer {trainer_name}: {err}") from err
+    finally:
+        if buffer.getvalue().strip():
+            logger.debug("trainer lookup: %s", buffer.getvalue().strip())
+
+
+def input_output_channels(plans: dict, configuration: str, dataset_json: dict) -> Tuple[int, int]:
+    """``(input channels, segmentation heads)`` as nnU-Net derives them for ``configuration``."""
+    from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans_manager = PlansManager(plans)
+    configuration_manager = plans_manager.get_configuration(configuration)
+    n_in = determine_num_input_channels(plans_manager, configuration_manager, dataset_json)
+    n_out = plans_manager.get_label_manager(dataset_json).num_segmentation_heads
+    return int(n_in), int(n_out)
+
+
+def build_network(spec: dict, deep_supervision: bool):
+    """The network a worker spec describes.
+
+    ``spec["builder"]``: ``"trainer"`` -> ``build_network_architecture`` of the trainer class named
+    ``spec["trainer"]`` (how nnU-Net builds it for training and inference); ``"plans"`` -> nnU-Net's
+    ``get_network_from_plans`` with the architecture of the plans' configuration (the stock network).
+    """
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans = json.loads(Path(spec["plans"]).read_text(encoding="utf-8"))
+    dataset_json = json.loads(Path(spec["dataset_json"]).read_text(encoding="utf-8"))
+    plans_manager = PlansManager(plans)
+    configuration_manager = plans_manager.get_configuration(spec["configuration"])
+    n_in, n_out = input_output_channels(plans, spec["configuration"], dataset_json)
+    if spec["builder"] == "trainer":
+        trainer_class = find_trainer_class(spec["trainer"])
+        return trainer_class.build_network_architecture(
+            plans_manager, configuration_manager, n_in, n_out, enable_deep_supervision=deep_supervision)
+    if spec["builder"] == "plans":
+        return get_network_from_plans(
+            configuration_manager.network_arch_class_name,
+            configuration_manager.network_arch_init_kwargs,
+            configuration_manager.network_arch_init_kwargs_req_import,
+            n_in, n_out, deep_supervision=deep_supervision)
+    raise ValueError(f"unknown builder {spec['builder']!r}")
+
+
+def count_gmacs(network, input_shape: Sequence[int]) -> float:
+    """Forward cost of ``network`` on one zero input of ``input_shape`` (``[1, C, *spatial]``) in GMACs.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, matmuls, attention),
+    in eval mode without gradients and without deep supervision; 1 MAC = 2 FLOPs.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from nnunetv2_smaformer.benchmark.network import set_deep_supervision
+
+    was_training = network.training
+    network.eval()
+    set_deep_supervision(network, False)
+    device = next(network.parameters()).device
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        network(torch.zeros(*input_shape, device=device))
+    network.train(was_training)
+    return counter.get_total_flops() / 2e9
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident set size of this process in MiB.
+
+    Linux: ``VmHWM`` of /proc/self/status, which starts afresh at ``exec``. ``getrusage``'s ``ru_maxrss``
+    would not: Linux carries the parent's high-water mark over fork and exec into the child.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    import resource
+
+    # ru_maxrss is in bytes on macOS, KiB elsewhere.
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def run_worker(spec: dict) -> dict:
+    """Measure one network in this process (a fresh one, see module doc) and return its JSON record."""
+    import torch
+
+    from nnunetv2_smaformer.benchmark.network import measure
+
+    device = torch.device(spec["device"])
+    dataset_json = json.loads(Path(spec["dataset_json"]).read_text(encoding="utf-8"))
+    plans = json.loads(Path(spec["plans"]).read_text(encoding="utf-8"))
+    n_in, n_out = input_output_channels(plans, spec["configuration"], dataset_json)
+    if spec["builder"] == "trainer":
+        find_trainer_class(spec["trainer"])  # imports nnU-Net's trainer and timm before the baseline
+    baseline_rss = _peak_rss_mib()
+    size = int(spec["img_size"])
+    # Timed first, so that the peak memory is the training step's and not the FLOP count's.
+    measurement = measure(
+        spec["name"], lambda: build_network(spec, deep_supervision=True), in_channels=n_in, num_classes=n_out,
+        batch_size=int(spec["batch_size"]), img_size=size, steps=int(spec["steps"]), warmup=int(spec["warmup"]),
+        device=device,
+    )
+    peak_rss = _peak_rss_mib()
+    network = build_network(spec, deep_supervision=False)
+    architecture = type(network).__name__
+    gmacs = count_gmacs(network, (1, n_in, size, size))
+    record = measurement.to_json()
+    record.update({
+        "architecture": architecture,
+        "builder": spec["builder"],
+        "trainer": spec.get("trainer"),
+        "gmacs_per_image": gmacs,
+        "baseline_rss_mib": baseline_rss,
+        "peak_rss_mib": peak_rss,
+    })
+    if device.type == "cuda":
+        record["peak_memory_source"] = "torch.cuda.max_memory_allocated"
+    else:
+        record["peak_memory_mib"] = record["peak_rss_mib"]
+        record["peak_memory_source"] = "peak RSS of a fresh process (includes Python/torch/nnU-Net imports)"
+    return record
+
+
+def _run_child(spec: dict, workdir: Path) -> dict:
+    spec_path, result_path = workdir / f"{spec['name']}.spec.json", workdir / f"{spec['name']}.result.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    cmd = [sys.executable, "-m", "nnunetv2_smaformer.benchmark.side_by_side", str(spec_path), str(result_path)]
+    logger.info("measuring %s in a fresh process", spec["name"])
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=_WORKER_TIMEOUT_S, env=dict(os.environ))
+    except subprocess.TimeoutExpired as err:
+        raise SMAFormerError(f"network benchmark of {spec['name']} took longer than {_WORKER_TIMEOUT_S} s") from err
+    if done.returncode != 0 or not result_path.is_file():
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-8:])
+        raise SMAFormerError(f"network benchmark of {spec['name']} failed (exit {done.returncode}):\n{tail}")
+    return json.loads(result_path.read_text(encoding="utf-8"))
+
+
+def network_side_by_side(
+    smaformer_trainer: str,
+    plans_path: PathLike,
+    dataset_json_path: PathLike,
+    configuration: str = "2d",
+    batch_size: int = 2,
+    img_size: int = 256,
+    steps: int = 5,
+    warmup: int = 2,
+    device: str = "cpu",
+) -> dict:
+    """SMAFormerV2 (built by ``smaformer_trainer``) and the stock network of ``configuration`` in the
+    plans at ``plans_path``, measured back to back with the same settings.
+
+    Args:
+        smaformer_trainer: name of a SMAFormerV2 trainer (its ``build_network_architecture`` is used).
+        plans_path: an nnU-Net plans file (``nnUNetPlans.json`` or a model folder's ``plans.json``)
+            whose ``configuration`` holds the stock architecture.
+        dataset_json_path: the dataset's ``dataset.json`` (input channels, labels).
+        img_size: square patch side in pixels, a multiple of 32 for SMAFormerV2.
+        steps, warmup: timed and untimed repetitions (medians are reported).
+        device: ``"cpu"`` or ``"cuda[:N]"``.
+
+    Returns:
+        ``{"settings": {...}, "networks": {"smaformer_v2": rec, "nnunet_2d": rec},
+        "ratios_smaformer_over_nnunet": {...}}``; a record holds ``parameters``, ``gmacs_per_image``,
+        ``train_step_s`` (list, s), ``train_step_median_s``, ``inference_images_per_s``,
+        ``peak_memory_mib`` and ``peak_memory_source``.
+    """
+    ensure_ext_trainer_path()
+    plans_path, dataset_json_path = Path(plans_path).resolve(), Path(dataset_json_path).resolve()
+    plans = json.loads(plans_path.read_text(encoding="utf-8"))
+    if configuration not in plans.get("configurations", {}):
+        raise SMAFormerError(f"{plans_path} has no '{configuration}' configuration for the network side-by-side")
+    common = dict(plans=str(plans_path), dataset_json=str(dataset_json_path), configuration=configuration,
+                  batch_size=batch_size, img_size=img_size, steps=steps, warmup=warmup, device=device)
+    specs: List[dict] = [
+        dict(name=SMAFORMER_KEY, builder="trainer", trainer=smaformer_trainer, **common),
+        dict(name=NNUNET_KEY, builder="plans", **common),
+    ]
+    with tempfile.TemporaryDirectory(prefix="smaformer_side_by_side_") as tmp:
+        networks: Dict[str, dict] = {spec["name"]: _run_child(spec, Path(tmp)) for spec in specs}
+    ours, stock = networks[SMAFORMER_KEY], networks[NNUNET_KEY]
+    ratios: Dict[str, Optional[float]] = {
+        "parameters": ours["parameters"] / stock["parameters"],
+        "gmacs_per_image": ours["gmacs_per_image"] / stock["gmacs_per_image"],
+        "train_step_median_s": ours["train_step_median_s"] / stock["train_step_median_s"],
+        "inference_images_per_s": ours["inference_images_per_s"] / stock["inference_images_per_s"],
+        "peak_memory_mib": (ours["peak_memory_mib"] / stock["peak_memory_mib"]
+                            if ours.get("peak_memory_mib") and stock.get("peak_memory_mib") else None),
+    }
+    return {
+        "settings": {"batch_size": batch_size, "img_size": img_size, "steps": steps, "warmup": warmup,
+                     "device": device, "configuration": configuration, "plans": str(plans_path),
+                     "smaformer_trainer": smaformer_trainer,
+                     "optimizer": "AdamW (both networks)", "loss": "nnU-Net Dice+CE with deep supervision"},
+        "networks": networks,
+        "ratios_smaformer_over_nnunet": ratios,
+    }
+
+
+def _main(argv: Sequence[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if len(argv) != 2:
+        print("usage: python -m nnunetv2_smaformer.benchmark.side_by_side SPEC.json RESULT.json", file=sys.stderr)
+        return 2
+    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    record = run_worker(spec)
+    Path(argv[1]).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

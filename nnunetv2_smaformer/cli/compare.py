@@ -1,0 +1,95 @@
+"""``smaformer compare``: SMAFormerV2 and stock nnU-Net side by side (Markdown, JSON, DSC chart)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _fold(text: str):
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text} is not a fold number or 'all'") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="side-by-side report of trained models (DSC/HD95, params, GMACs, epoch and inference time)",
+        description="Compare trained nnU-Net models on one dataset, e.g. SMAFormerV2 and stock nnU-Net: "
+        "evaluates each prediction folder with the Synapse protocol, describes each trained network "
+        "(parameters, GMACs, epoch time, inference time per case) and measures SMAFormerV2 against the "
+        "2D network stock nnU-Net plans for the dataset at a 256x256 patch in the same run. Writes "
+        "report.md, report.json, dsc_per_organ.png and <method>/synapse_eval.{json,csv,md} into OUT_DIR.",
+    )
+    parser.add_argument("--method", nargs=2, action="append", required=True, dest="methods",
+                        metavar=("MODEL_FOLDER", "PRED_FOLDER"),
+                        help="an nnU-Net model folder ($nnUNet_results/DatasetXXX_Name/<Trainer>__<Plans>__<config>) "
+                        "and the folder of its predictions; give it at least twice")
+    parser.add_argument("--gt", required=True, type=Path, metavar="LABELS_DIR",
+                        help="ground-truth label maps, matched to predictions by file name")
+    parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT_DIR", help="report folder")
+    parser.add_argument("--fold", type=_fold, default=0, help="fold whose checkpoint describes each model: "
+                        "a number or 'all' (default: 0)")
+    parser.add_argument("--checkpoint", default="checkpoint_final.pth", help="checkpoint file name in fold_N")
+    parser.add_argument("--dataset-json", type=Path, metavar="FILE",
+                        help="labels, organ names, file ending (default: the first model folder's dataset.json)")
+    parser.add_argument("--hd95-unit", choices=("voxel", "mm"), default="voxel",
+                        help="HD95 in voxels (published tables, default) or mm")
+    parser.add_argument("--images", type=Path, metavar="IMAGES_DIR",
+                        help="raw images (CASE_0000.nii.gz ...) to time nnU-Net inference on; without it "
+                        "PRED_FOLDER/timing.json ({\"seconds_per_case\": x}) is used if present")
+    parser.add_argument("--time-cases", type=_positive, default=2, metavar="N",
+                        help="how many of the images to time (default: 2)")
+    parser.add_argument("--network-benchmark", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure SMAFormerV2 against the stock 2D network at the same patch (default: on)")
+    parser.add_argument("--steps", type=_positive, default=5, help="timed repetitions of the network benchmark")
+    parser.add_argument("--warmup", type=_non_negative, default=2, help="untimed repetitions first")
+    parser.add_argument("--batch-size", type=_positive, default=2, help="network benchmark batch size (default: 2)")
+    parser.add_argument("--img-size", type=_positive, default=256,
+                        help="network benchmark patch side, a multiple of 32 (default: 256)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N], for inference timing and the network benchmark")
+    parser.add_argument("-j", "--jobs", type=_positive, help="evaluation processes (default: one per CPU)")
+    parser.add_argument("--progress", action="store_true", help="show evaluation progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunetv2_smaformer.benchmark.compare import REPORT_JSON, REPORT_MD, compare
+    from nnunetv2_smaformer.errors import SMAFormerError
+
+    if args.img_size % 32:
+        raise SMAFormerError(f"--img-size {args.img_size} is not a multiple of 32 (SMAFormerV2's total stride)")
+    report = compare(
+        [tuple(pair) for pair in args.methods], args.gt, args.output, fold=args.fold, checkpoint_name=args.checkpoint,
+        dataset_json=args.dataset_json, hd95_unit=args.hd95_unit, images_dir=args.images,
+        time_cases=args.time_cases, network_benchmark=args.network_benchmark, steps=args.steps,
+        warmup=args.warmup, batch_size=args.batch_size, img_size=args.img_size, device=args.device,
+        jobs=args.jobs, progress=args.progress,
+    )
+    lines = [f"{report['dataset']}: {len(report['methods'])} methods"]
+    for key, evaluation in report["methods"].items():
+        model = report["models"][key]
+        seconds = model["inference"]["seconds_per_case"]
+        lines.append(f"  {key:<36} DSC {100 * evaluation['mean']['dice']:6.2f} %   HD95 {evaluation['mean']['hd95']:7.2f}"
+                     f"   {model['parameters'] / 1e6:7.2f} M params   {model['gmacs']:7.2f} GMACs"
+                     + (f"   {seconds:.2f} s/case" if seconds is not None else ""))
+    lines.append(f"written to {args.output / REPORT_MD} and {args.output / REPORT_JSON}")
+    print("\n".join(lines))
+    return 0
