@@ -1,4 +1,4 @@
-# One command sets up a fresh machine and runs the tests: `make test`.
+# One command sets up a fresh machine and runs the tests (`make test`) or the demo (`make demo`).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: venv test bench clean
+.PHONY: venv test demo bench clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ venv: $(VENV)/.installed
 
 test: venv
 	$(PY) -m pytest -ra $(PYTEST_ARGS) tests
+
+demo: venv
+	$(VENV)/bin/smaformer demo --out smaformer_demo
 
 bench: venv
 	$(PY) benchmarks/network_speed.py

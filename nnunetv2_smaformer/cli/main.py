@@ -18,6 +18,7 @@ from nnunetv2_smaformer.errors import SMAFormerError
 
 # Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES = (
+    "demo",
     "summary",
     "trainer_path",
     "benchmark_network",

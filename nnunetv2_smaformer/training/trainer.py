@@ -75,6 +75,8 @@ class nnUNetTrainerSMAFormerV2(nnUNetTrainer):
 
     #: Extra ``SMAFormerV2`` constructor arguments (window, edge head, stochastic depth).
     network_kwargs: ClassVar[Dict[str, Any]] = {}
+    #: Training patch, written into the plans; the seed's 256x256.
+    training_patch_size: ClassVar[Tuple[int, int]] = PATCH_SIZE
     #: Initialise the encoder from ImageNet Swin-T (``$SMAFORMER_SWIN_WEIGHTS``).
     use_pretrained: ClassVar[bool] = True
     #: The original's batch size, before nnU-Net's small-dataset cap.
@@ -129,8 +131,8 @@ class nnUNetTrainerSMAFormerV2(nnUNetTrainer):
             )
         voxels = approximate_dataset_voxels(plans_manager, configuration, int(dataset_json["numTraining"]))
         config = plans["configurations"][configuration]
-        config["patch_size"] = list(PATCH_SIZE)
-        config["batch_size"] = capped_batch_size(cls.max_batch_size, voxels, PATCH_SIZE)
+        config["patch_size"] = list(cls.training_patch_size)
+        config["batch_size"] = capped_batch_size(cls.max_batch_size, voxels, cls.training_patch_size)
 
     @classmethod
     def build_network_architecture(
@@ -160,7 +162,7 @@ class nnUNetTrainerSMAFormerV2(nnUNetTrainer):
             in_channels=int(num_input_channels),
             num_classes=int(num_output_channels),
             deep_supervision=enable_deep_supervision,
-            img_size=PATCH_SIZE[0],
+            img_size=cls.training_patch_size[0],
             **cls.network_kwargs,
         )
 

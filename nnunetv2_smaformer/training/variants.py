@@ -1,6 +1,8 @@
 """Trainer variants, nnU-Net style: one thin subclass per change, named ``nnUNetTrainerSMAFormerV2_<change>``."""
 from __future__ import annotations
 
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.training.nnUNetTrainer.variants.benchmarking.nnUNetTrainerBenchmark_5epochs import (
     nnUNetTrainerBenchmark_5epochs,
 )
@@ -74,3 +76,47 @@ class nnUNetTrainerSMAFormerV2_Benchmark_5epochs_noDataLoading(
     nnUNetTrainerSMAFormerV2_noPretrain, nnUNetTrainerBenchmark_5epochs_noDataLoading
 ):
     """nnU-Net's 5-epoch benchmark on a fixed in-memory batch (CUDA only) with SMAFormerV2."""
+
+
+class DemoBudget:
+    """The CPU demo's budget, shared by SMAFormerV2 and stock nnU-Net so that both see the same samples.
+
+    Same epochs, iterations and batch size; no mirroring (4x cheaper inference on 2 cores); nnU-Net's
+    final validation is skipped because the demo predicts and evaluates the test cases itself.
+    Mixed in before the trainer class.
+    """
+
+    epochs = 12
+    iterations_per_epoch = 40
+    val_iterations_per_epoch = 4
+    max_batch_size = 2
+    mirroring = False
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        plans["configurations"][configuration]["batch_size"] = self.max_batch_size
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = self.epochs
+        self.num_iterations_per_epoch = self.iterations_per_epoch
+        self.num_val_iterations_per_epoch = self.val_iterations_per_epoch
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        rotation, dummy_2d, initial_patch_size, _ = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        self.inference_allowed_mirroring_axes = None
+        return rotation, dummy_2d, initial_patch_size, None
+
+    def perform_actual_validation(self, save_probabilities: bool = False) -> None:
+        self.print_to_log_file("Final validation skipped: the demo predicts and evaluates the test cases.")
+
+
+class nnUNetTrainer_demoCPU(DemoBudget, nnUNetTrainer):
+    """Stock nnU-Net (its own planned 2D network and patch) on the CPU demo budget."""
+
+
+class nnUNetTrainerSMAFormerV2_demoCPU(DemoBudget, nnUNetTrainerSMAFormerV2_noPretrain):
+    """SMAFormerV2 on the CPU demo budget: a 128x128 patch (the demo phantom's slice size) and, for a
+    schedule of a few hundred steps from scratch, no stochastic depth and a peak lr of 1e-3."""
+
+    training_patch_size = (128, 128)
+    network_kwargs = {"drop_path_rate": 0.0}
+    initial_lr_adamw = 1e-3

@@ -1,0 +1,205 @@
+"""The one-command demo: phantom -> conversion -> nnU-Net planning -> SMAFormerV2 and stock nnU-Net
+training on the same CPU budget -> prediction of the test cases -> Synapse evaluation -> report.
+
+Everything runs through the same console scripts a user types (``nnUNetv2_*`` in subprocesses),
+so the demo exercises the real set-up. nnU-Net folders go inside ``out`` unless the user has set
+their own; a dataset id that no existing dataset uses is chosen, so user data are never touched.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence
+
+from nnunetv2_smaformer.errors import SMAFormerError
+
+logger = logging.getLogger(__name__)
+
+SMAFORMER_TRAINER = "nnUNetTrainerSMAFormerV2_demoCPU"
+STOCK_TRAINER = "nnUNetTrainer_demoCPU"
+NNUNET_FOLDERS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+# Ids tried for the demo dataset, highest first, so that it stays clear of users' numbering.
+CANDIDATE_IDS = range(999, 899, -1)
+# Training log lines worth showing while a model trains.
+_PROGRESS_MARKERS = ("Epoch ", "Pseudo dice", "Epoch time", "train_loss", "Training done")
+
+
+@dataclass
+class DemoConfig:
+    """What the demo builds. The defaults fit 15 minutes on 2 CPU cores."""
+
+    out: Path
+    size: int = 128
+    slices: int = 12
+    seed: int = 0
+    dataset_id: Optional[int] = None
+    trainers: Sequence[str] = (SMAFORMER_TRAINER, STOCK_TRAINER)
+    overlay_cases: int = 1
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    dataset_name: str
+    report: Dict[str, object]
+    stage_seconds: Dict[str, float] = field(default_factory=dict)
+
+
+def _bin(name: str) -> str:
+    """A console script of this interpreter's environment (the one the package is installed in)."""
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        raise SMAFormerError(f"console script {name} not found next to {sys.executable} nor on PATH")
+    return found
+
+
+def nnunet_environment(out: Path) -> Dict[str, str]:
+    """The environment for the nnU-Net subprocesses: the user's folders if set, else folders in ``out``."""
+    from nnunetv2_smaformer.cli.trainer_path import trainer_dir
+
+    env = dict(os.environ)
+    for name in NNUNET_FOLDERS:
+        if not env.get(name):
+            env[name] = str(out / name)
+        Path(env[name]).mkdir(parents=True, exist_ok=True)
+    ext = [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    if str(trainer_dir()) not in ext:
+        env["nnUNet_extTrainer"] = os.pathsep.join([str(trainer_dir()), *ext])
+    env.setdefault("nnUNet_n_proc_DA", "1")  # two cores: one for augmentation, the rest for the network
+    return env
+
+
+def free_dataset_id(env: Dict[str, str], wanted: Optional[int] = None) -> int:
+    """``wanted`` if no dataset uses it (else an error), or the highest unused id in 900-999."""
+    def used(dataset_id: int) -> bool:
+        prefix = f"Dataset{dataset_id:03d}_"
+        return any(
+            any(p.name.startswith(prefix) for p in Path(env[name]).iterdir())
+            for name in NNUNET_FOLDERS if Path(env[name]).is_dir()
+        )
+
+    if wanted is not None:
+        if used(wanted):
+            raise SMAFormerError(f"dataset id {wanted} is already used in your nnU-Net folders; "
+                                 f"the demo never touches existing datasets: choose another --dataset-id")
+        return wanted
+    for dataset_id in CANDIDATE_IDS:
+        if not used(dataset_id):
+            return dataset_id
+    raise SMAFormerError("no free dataset id between 900 and 999 in your nnU-Net folders")
+
+
+@contextlib.contextmanager
+def _environ(values: Dict[str, str]) -> Iterator[None]:
+    """Set environment variables for in-process library calls that read them, then restore them."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run(stage: str, cmd: List[str], env: Dict[str, str], log_file: Path) -> None:
+    """Run a console script, keep its whole output in ``log_file``, show training progress."""
+    logger.info("[%s] %s", stage, " ".join(Path(cmd[0]).name if i == 0 else c for i, c in enumerate(cmd)))
+    with open(log_file, "w") as log:
+        process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.write(line)
+            if any(marker in line for marker in _PROGRESS_MARKERS):
+                logger.info("[%s] %s", stage, line.strip()[:160])
+        returncode = process.wait()
+    if returncode != 0:
+        raise SMAFormerError(f"{stage} failed (exit {returncode}); see {log_file}")
+
+
+def run_demo(config: DemoConfig) -> DemoResult:
+    """Run the whole demo; returns the report also written to ``out/report.{md,json}``."""
+    from nnunetv2_smaformer.benchmark.compare import compare
+    from nnunetv2_smaformer.conversion.converter import convert_synapse
+    from nnunetv2_smaformer.conversion.phantom import make_phantom
+    from nnunetv2_smaformer.conversion.synapse import dataset_folder_name
+    from nnunetv2_smaformer.evaluation.overlays import write_overlays
+
+    out = config.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    logs = out / "logs"
+    logs.mkdir(exist_ok=True)
+    env = nnunet_environment(out)
+    dataset_id = free_dataset_id(env, config.dataset_id)
+    dataset = dataset_folder_name(dataset_id)
+    raw = Path(env["nnUNet_raw"]) / dataset
+    timings: Dict[str, float] = {}
+
+    def stage(name: str, started: float) -> None:
+        timings[name] = round(time.perf_counter() - started, 1)
+        logger.info("[%s] done in %.0f s", name, timings[name])
+
+    started = time.perf_counter()
+    phantom_dir = out / "phantom"
+    if phantom_dir.exists():
+        shutil.rmtree(phantom_dir)
+    make_phantom(phantom_dir, "btcv", size=config.size, slices=config.slices, seed=config.seed)
+    # The converter reads the nnU-Net folders from the environment, as the CLI does.
+    with _environ({name: env[name] for name in NNUNET_FOLDERS}):
+        convert_synapse(phantom_dir, dataset_id, fmt="btcv", progress=False)
+    stage("phantom+conversion", started)
+
+    started = time.perf_counter()
+    _run("plan", [_bin("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", "2d", "-np", "2",
+                  "--verify_dataset_integrity"], env, logs / "plan_and_preprocess.log")
+    stage("plan+preprocess", started)
+
+    methods = []
+    for trainer in config.trainers:
+        started = time.perf_counter()
+        _run(trainer, [_bin("nnUNetv2_train"), str(dataset_id), "2d", "0", "-tr", trainer, "-device", "cpu"],
+             env, logs / f"train_{trainer}.log")
+        stage(f"train {trainer}", started)
+
+        started = time.perf_counter()
+        predictions = out / "predictions" / trainer
+        _run(f"predict {trainer}", [_bin("nnUNetv2_predict"), "-i", str(raw / "imagesTs"), "-o", str(predictions),
+                                    "-d", str(dataset_id), "-c", "2d", "-f", "0", "-tr", trainer, "-device", "cpu",
+                                    "-chk", "checkpoint_final.pth", "-npp", "1", "-nps", "1"],
+             env, logs / f"predict_{trainer}.log")
+        elapsed = time.perf_counter() - started
+        cases = len(list((raw / "imagesTs").glob("*_0000.nii.gz")))
+        # Includes start-up and model loading: what a user waits for per case with nnUNetv2_predict.
+        (predictions / "timing.json").write_text(json.dumps({"seconds_per_case": elapsed / max(cases, 1)}))
+        stage(f"predict {trainer}", started)
+        model_folder = Path(env["nnUNet_results"]) / dataset / f"{trainer}__nnUNetPlans__2d"
+        methods.append((model_folder, predictions))
+
+    started = time.perf_counter()
+    # Building the trained networks looks the trainers up by name, as nnUNetv2_predict does.
+    with _environ({name: env[name] for name in (*NNUNET_FOLDERS, "nnUNet_extTrainer")}):
+        report = compare(methods, raw / "labelsTs", out, dataset_json=raw / "dataset.json")
+    stage("evaluation+comparison", started)
+
+    started = time.perf_counter()
+    names = {int(v): k for k, v in json.loads((raw / "dataset.json").read_text())["labels"].items()}
+    for image in sorted((raw / "imagesTs").glob("*_0000.nii.gz"))[: config.overlay_cases]:
+        case = image.name[: -len("_0000.nii.gz")]
+        for trainer in config.trainers:
+            write_overlays(image, raw / "labelsTs" / f"{case}.nii.gz",
+                           out / "predictions" / trainer / f"{case}.nii.gz",
+                           out / "figures" / trainer, auto=3, label_names=names)
+    stage("overlays", started)
+
+    return DemoResult(out=out, dataset_name=dataset, report=report, stage_seconds=timings)

@@ -1,0 +1,31 @@
+"""The README's main command, end to end at full size: ``smaformer demo`` on a fresh output folder."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from nnunetv2_smaformer.cli.demo import DEMO_MIN_MEAN_DSC
+from nnunetv2_smaformer.demo import SMAFORMER_TRAINER, STOCK_TRAINER
+
+
+def test_demo_end_to_end(smaformer_bin, tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer")}
+    out = tmp_path / "demo"
+    result = subprocess.run([smaformer_bin, "demo", "--out", str(out)], env=env, capture_output=True, text=True,
+                            timeout=1500)
+    assert result.returncode == 0, result.stderr[-5000:]
+
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["methods"]) == {SMAFORMER_TRAINER, STOCK_TRAINER}
+    for evaluation in report["methods"].values():
+        assert evaluation["n_cases"] == 12 and len(evaluation["per_label"]) == 8
+    # SMAFormerV2 must really learn on the demo budget.
+    assert report["methods"][SMAFORMER_TRAINER]["mean"]["dice"] >= DEMO_MIN_MEAN_DSC, result.stdout
+    for name in ("report.md", "dsc_per_organ.png"):
+        assert (out / name).stat().st_size > 0
+    assert list((out / "figures" / SMAFORMER_TRAINER).glob("*.png"))
+    # nnU-Net folders were created inside --out because none were set.
+    assert (out / "nnUNet_raw" / "Dataset999_Synapse" / "imagesTs").is_dir()
+    assert "mean DSC" in result.stdout
