@@ -18,7 +18,7 @@ $(VENV)/.installed: setup.py
 venv: $(VENV)/.installed
 
 test: venv
-	$(PY) -m pytest -ra $(PYTEST_ARGS) tests
+	$(PY) -m pytest -ra --durations=10 $(PYTEST_ARGS) tests
 
 demo: venv
 	$(VENV)/bin/smaformer demo --out smaformer_demo
