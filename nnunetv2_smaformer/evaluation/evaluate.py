@@ -22,6 +22,7 @@ import numpy as np
 
 from nnunetv2_smaformer.conversion.synapse import BENCHMARK_LABELS
 from nnunetv2_smaformer.errors import EvaluationError
+from nnunetv2_smaformer.evaluation.io import read_scalar_image
 from nnunetv2_smaformer.evaluation.metrics import MetricPair, case_metrics
 
 logger = logging.getLogger(__name__)
@@ -234,19 +235,6 @@ def check_pair_headers(case_pairs: Sequence[Tuple[str, Path, Path]]) -> None:
             )
 
 
-def _read_labels(path: Path) -> Tuple[np.ndarray, Tuple[float, ...]]:
-    """Label map as array ``(z, y, x)`` and its spacing in the same axis order."""
-    import SimpleITK as sitk
-
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as err:
-        raise EvaluationError(f"cannot read {path}: {err}".splitlines()[0]) from err
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise EvaluationError(f"{path} is a multi-component image, expected a label map")
-    return sitk.GetArrayViewFromImage(image).copy(), tuple(reversed(image.GetSpacing()))
-
-
 def evaluate_case(
     pred_path: PathLike, gt_path: PathLike, labels: Sequence[int], hd95_unit: str = "voxel"
 ) -> Dict[int, MetricPair]:
@@ -256,8 +244,8 @@ def evaluate_case(
     files' physical units using the spacing of the reference.
     """
     pred_path, gt_path = Path(pred_path), Path(gt_path)
-    pred, _ = _read_labels(pred_path)
-    gt, spacing = _read_labels(gt_path)
+    pred, _ = read_scalar_image(pred_path, "prediction")
+    gt, spacing = read_scalar_image(gt_path, "ground truth")
     if pred.shape != gt.shape:
         raise EvaluationError(f"shape mismatch for {pred_path.name}: {pred.shape} vs {gt.shape}")
     try:

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from nnunetv2_smaformer.errors import EvaluationError
+from nnunetv2_smaformer.evaluation.io import read_scalar_image
 
 logger = logging.getLogger(__name__)
 
@@ -137,16 +138,7 @@ def render_slice(
 
 def _read_volume(path: PathLike, role: str) -> Tuple[np.ndarray, Tuple[float, ...]]:
     """Scalar volume as array ``(z, y, x)`` (2D files get z = 1) and spacing ``(sz, sy, sx)``."""
-    import SimpleITK as sitk
-
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as err:
-        raise EvaluationError(f"cannot read {role} {path}: {err}".splitlines()[0]) from err
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise EvaluationError(f"{role} {path} has several components per pixel; expected a scalar image")
-    array = sitk.GetArrayFromImage(image)
-    spacing = tuple(reversed(image.GetSpacing()))
+    array, spacing = read_scalar_image(path, role)
     if array.ndim == 2:
         array, spacing = array[None], (1.0,) + spacing
     if array.ndim != 3:
