@@ -671,10 +671,12 @@ def write_dsc_chart(evaluations: Dict[str, EvaluationResult], path: Path, title:
     axes.set_xticks(range(len(groups)))
     axes.set_xticklabels(groups, rotation=30, ha="right")
     axes.set_ylabel("DSC (%)")
-    axes.set_ylim(0, 100)
+    # Headroom above 100 % keeps the legend off the bars.
+    axes.set_ylim(0, 118)
+    axes.set_yticks(range(0, 101, 20))
     axes.set_title(title)
     axes.grid(axis="y", alpha=0.3)
-    axes.legend(fontsize="small")
+    axes.legend(loc="upper center", ncol=len(keys), fontsize="small", frameon=False)
     figure.tight_layout()
     figure.savefig(path, format="png")
     return path
