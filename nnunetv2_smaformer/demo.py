@@ -64,16 +64,14 @@ def _bin(name: str) -> str:
 
 def nnunet_environment(out: Path) -> Dict[str, str]:
     """The environment for the nnU-Net subprocesses: the user's folders if set, else folders in ``out``."""
-    from nnunetv2_smaformer.cli.trainer_path import trainer_dir
+    from nnunetv2_smaformer.cli.trainer_path import with_trainer_dir
 
     env = dict(os.environ)
     for name in NNUNET_FOLDERS:
         if not env.get(name):
             env[name] = str(out / name)
         Path(env[name]).mkdir(parents=True, exist_ok=True)
-    ext = [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
-    if str(trainer_dir()) not in ext:
-        env["nnUNet_extTrainer"] = os.pathsep.join([str(trainer_dir()), *ext])
+    env["nnUNet_extTrainer"] = with_trainer_dir(env.get("nnUNet_extTrainer"))
     env.setdefault("nnUNet_n_proc_DA", "1")  # two cores: one for augmentation, the rest for the network
     return env
 

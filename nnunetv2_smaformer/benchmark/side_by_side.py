@@ -41,13 +41,12 @@ def ensure_ext_trainer_path() -> None:
     ``nnUNet_extTrainer`` is set to ``smaformer trainer-path`` when unset, and that folder is appended
     when the variable lists other folders only.
     """
-    from nnunetv2_smaformer.cli.trainer_path import trainer_dir
+    from nnunetv2_smaformer.cli.trainer_path import with_trainer_dir
 
-    folder = str(trainer_dir())
-    current = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p.strip()]
-    if folder not in current:
-        os.environ["nnUNet_extTrainer"] = os.pathsep.join([*current, folder])
-        logger.debug("nnUNet_extTrainer=%s", os.environ["nnUNet_extTrainer"])
+    value = with_trainer_dir(os.environ.get("nnUNet_extTrainer"))
+    if value != os.environ.get("nnUNet_extTrainer"):
+        os.environ["nnUNet_extTrainer"] = value
+        logger.debug("nnUNet_extTrainer=%s", value)
 
 
 def find_trainer_class(trainer_name: str) -> type:
