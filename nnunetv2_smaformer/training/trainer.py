@@ -70,7 +70,37 @@ def no_weight_decay(name: str, param: nn.Parameter) -> bool:
     return param.ndim <= 1 or name.endswith("relative_position_bias_table")
 
 
-class nnUNetTrainerSMAFormerV2(nnUNetTrainer):
+class TrainingBudget:
+    """Training length and mirroring as class attributes, for any nnU-Net trainer it is mixed in before.
+
+    ``None`` keeps nnU-Net's defaults (1000 epochs x 250 iterations, 50 validation iterations).
+    """
+
+    epochs: ClassVar[Optional[int]] = None
+    iterations_per_epoch: ClassVar[Optional[int]] = None
+    val_iterations_per_epoch: ClassVar[Optional[int]] = None
+    #: Mirroring augmentation and test-time mirroring (nnU-Net's default: on).
+    mirroring: ClassVar[bool] = True
+
+    # nnU-Net records the __init__ arguments by name for its checkpoints: keep the signature explicit.
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        if self.epochs is not None:
+            self.num_epochs = self.epochs
+        if self.iterations_per_epoch is not None:
+            self.num_iterations_per_epoch = self.iterations_per_epoch
+        if self.val_iterations_per_epoch is not None:
+            self.num_val_iterations_per_epoch = self.val_iterations_per_epoch
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        rotation, dummy_2d, initial_patch_size, mirror_axes = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        if not self.mirroring:
+            mirror_axes = self.inference_allowed_mirroring_axes = None
+        return rotation, dummy_2d, initial_patch_size, mirror_axes
+
+
+class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
     """SMAFormerV2 on nnU-Net's 2D configuration. Variants override the class attributes only."""
 
     #: Extra ``SMAFormerV2`` constructor arguments (window, edge head, stochastic depth).
@@ -81,14 +111,6 @@ class nnUNetTrainerSMAFormerV2(nnUNetTrainer):
     use_pretrained: ClassVar[bool] = True
     #: The original's batch size, before nnU-Net's small-dataset cap.
     max_batch_size: ClassVar[int] = 28
-    #: Training length; ``None`` keeps nnU-Net's defaults (1000 x 250, 50 validation iterations).
-    epochs: ClassVar[Optional[int]] = None
-    iterations_per_epoch: ClassVar[Optional[int]] = None
-    val_iterations_per_epoch: ClassVar[Optional[int]] = None
-
-    #: Mirroring augmentation and test-time mirroring (nnU-Net's default: on).
-    mirroring: ClassVar[bool] = True
-
     initial_lr_adamw: ClassVar[float] = 3e-4
     adamw_weight_decay: ClassVar[float] = 1e-2
     warmup_fraction: ClassVar[float] = 0.02
@@ -106,12 +128,6 @@ class nnUNetTrainerSMAFormerV2(nnUNetTrainer):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = self.initial_lr_adamw
         self.weight_decay = self.adamw_weight_decay
-        if self.epochs is not None:
-            self.num_epochs = self.epochs
-        if self.iterations_per_epoch is not None:
-            self.num_iterations_per_epoch = self.iterations_per_epoch
-        if self.val_iterations_per_epoch is not None:
-            self.num_val_iterations_per_epoch = self.val_iterations_per_epoch
         # Set when nnU-Net restores weights from a checkpoint (--c, --val); ImageNet weights must not overwrite them.
         self._weights_restored = False
 
@@ -168,12 +184,6 @@ class nnUNetTrainerSMAFormerV2(nnUNetTrainer):
 
     def _get_deep_supervision_scales(self) -> Optional[List[List[float]]]:
         return [list(s) for s in DEEP_SUPERVISION_SCALES] if self.enable_deep_supervision else None
-
-    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
-        rotation, dummy_2d, initial_patch_size, mirror_axes = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        if not self.mirroring:
-            mirror_axes = self.inference_allowed_mirroring_axes = None
-        return rotation, dummy_2d, initial_patch_size, mirror_axes
 
     @property
     def warmup_epochs(self) -> int:

@@ -10,7 +10,7 @@ from nnunetv2.training.nnUNetTrainer.variants.benchmarking.nnUNetTrainerBenchmar
     nnUNetTrainerBenchmark_5epochs_noDataLoading,
 )
 
-from nnunetv2_smaformer.training.trainer import nnUNetTrainerSMAFormerV2
+from nnunetv2_smaformer.training.trainer import TrainingBudget, nnUNetTrainerSMAFormerV2
 
 
 class nnUNetTrainerSMAFormerV2_noPretrain(nnUNetTrainerSMAFormerV2):
@@ -78,7 +78,7 @@ class nnUNetTrainerSMAFormerV2_Benchmark_5epochs_noDataLoading(
     """nnU-Net's 5-epoch benchmark on a fixed in-memory batch (CUDA only) with SMAFormerV2."""
 
 
-class DemoBudget:
+class DemoBudget(TrainingBudget):
     """The CPU demo's budget, shared by SMAFormerV2 and stock nnU-Net so that both see the same samples.
 
     Same epochs, iterations and batch size; no mirroring (4x cheaper inference on 2 cores); nnU-Net's
@@ -94,16 +94,9 @@ class DemoBudget:
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
+        # Stock nnU-Net takes its batch size from the plans (SMAFormerV2's trainer caps max_batch_size itself).
         plans["configurations"][configuration]["batch_size"] = self.max_batch_size
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = self.epochs
-        self.num_iterations_per_epoch = self.iterations_per_epoch
-        self.num_val_iterations_per_epoch = self.val_iterations_per_epoch
-
-    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
-        rotation, dummy_2d, initial_patch_size, _ = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        self.inference_allowed_mirroring_axes = None
-        return rotation, dummy_2d, initial_patch_size, None
 
     def perform_actual_validation(self, save_probabilities: bool = False) -> None:
         self.print_to_log_file("Final validation skipped: the demo predicts and evaluates the test cases.")
