@@ -144,60 +144,56 @@ def run_demo(config: DemoConfig) -> DemoResult:
     raw = Path(env["nnUNet_raw"]) / dataset
     timings: Dict[str, float] = {}
 
-    def stage(name: str, started: float) -> None:
-        timings[name] = round(time.perf_counter() - started, 1)
+    @contextlib.contextmanager
+    def stage(name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        timings[name] = time.perf_counter() - started
         logger.info("[%s] done in %.0f s", name, timings[name])
 
-    started = time.perf_counter()
-    phantom_dir = out / "phantom"
-    if phantom_dir.exists():
-        shutil.rmtree(phantom_dir)
-    make_phantom(phantom_dir, "btcv", size=config.size, slices=config.slices, seed=config.seed)
-    # The converter reads the nnU-Net folders from the environment, as the CLI does.
-    with _environ({name: env[name] for name in NNUNET_FOLDERS}):
-        convert_synapse(phantom_dir, dataset_id, fmt="btcv", progress=False)
-    stage("phantom+conversion", started)
+    with stage("phantom+conversion"):
+        phantom_dir = out / "phantom"
+        if phantom_dir.exists():
+            shutil.rmtree(phantom_dir)
+        make_phantom(phantom_dir, "btcv", size=config.size, slices=config.slices, seed=config.seed)
+        # The converter reads the nnU-Net folders from the environment, as the CLI does.
+        with _environ({name: env[name] for name in NNUNET_FOLDERS}):
+            convert_synapse(phantom_dir, dataset_id, fmt="btcv", progress=False)
 
-    started = time.perf_counter()
-    _run("plan", [_bin("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", "2d", "-np", "2",
-                  "--verify_dataset_integrity"], env, logs / "plan_and_preprocess.log")
-    stage("plan+preprocess", started)
+    with stage("plan+preprocess"):
+        _run("plan", [_bin("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", "2d", "-np", "2",
+                      "--verify_dataset_integrity"], env, logs / "plan_and_preprocess.log")
 
     methods = []
+    cases = len(list((raw / "imagesTs").glob("*_0000.nii.gz")))
     for trainer in config.trainers:
-        started = time.perf_counter()
-        _run(trainer, [_bin("nnUNetv2_train"), str(dataset_id), "2d", "0", "-tr", trainer, "-device", "cpu"],
-             env, logs / f"train_{trainer}.log")
-        stage(f"train {trainer}", started)
+        with stage(f"train {trainer}"):
+            _run(trainer, [_bin("nnUNetv2_train"), str(dataset_id), "2d", "0", "-tr", trainer, "-device", "cpu"],
+                 env, logs / f"train_{trainer}.log")
 
-        started = time.perf_counter()
         predictions = out / "predictions" / trainer
-        _run(f"predict {trainer}", [_bin("nnUNetv2_predict"), "-i", str(raw / "imagesTs"), "-o", str(predictions),
-                                    "-d", str(dataset_id), "-c", "2d", "-f", "0", "-tr", trainer, "-device", "cpu",
-                                    "-chk", "checkpoint_final.pth", "-npp", "1", "-nps", "1"],
-             env, logs / f"predict_{trainer}.log")
-        elapsed = time.perf_counter() - started
-        cases = len(list((raw / "imagesTs").glob("*_0000.nii.gz")))
+        with stage(f"predict {trainer}"):
+            _run(f"predict {trainer}", [_bin("nnUNetv2_predict"), "-i", str(raw / "imagesTs"), "-o", str(predictions),
+                                        "-d", str(dataset_id), "-c", "2d", "-f", "0", "-tr", trainer, "-device", "cpu",
+                                        "-chk", "checkpoint_final.pth", "-npp", "1", "-nps", "1"],
+                 env, logs / f"predict_{trainer}.log")
         # Includes start-up and model loading: what a user waits for per case with nnUNetv2_predict.
-        (predictions / "timing.json").write_text(json.dumps({"seconds_per_case": elapsed / max(cases, 1)}))
-        stage(f"predict {trainer}", started)
-        model_folder = Path(env["nnUNet_results"]) / dataset / f"{trainer}__nnUNetPlans__2d"
-        methods.append((model_folder, predictions))
+        seconds = timings[f"predict {trainer}"] / max(cases, 1)
+        (predictions / "timing.json").write_text(json.dumps({"seconds_per_case": seconds}))
+        methods.append((Path(env["nnUNet_results"]) / dataset / f"{trainer}__nnUNetPlans__2d", predictions))
 
-    started = time.perf_counter()
-    # Building the trained networks looks the trainers up by name, as nnUNetv2_predict does.
-    with _environ({name: env[name] for name in (*NNUNET_FOLDERS, "nnUNet_extTrainer")}):
-        report = compare(methods, raw / "labelsTs", out, dataset_json=raw / "dataset.json")
-    stage("evaluation+comparison", started)
+    with stage("evaluation+comparison"):
+        # Building the trained networks looks the trainers up by name, as nnUNetv2_predict does.
+        with _environ({name: env[name] for name in (*NNUNET_FOLDERS, "nnUNet_extTrainer")}):
+            report = compare(methods, raw / "labelsTs", out, dataset_json=raw / "dataset.json")
 
-    started = time.perf_counter()
-    names = {int(v): k for k, v in json.loads((raw / "dataset.json").read_text())["labels"].items()}
-    for image in sorted((raw / "imagesTs").glob("*_0000.nii.gz"))[: config.overlay_cases]:
-        case = image.name[: -len("_0000.nii.gz")]
-        for trainer in config.trainers:
-            write_overlays(image, raw / "labelsTs" / f"{case}.nii.gz",
-                           out / "predictions" / trainer / f"{case}.nii.gz",
-                           out / "figures" / trainer, auto=3, label_names=names)
-    stage("overlays", started)
+    with stage("overlays"):
+        names = {int(v): k for k, v in json.loads((raw / "dataset.json").read_text())["labels"].items()}
+        for image in sorted((raw / "imagesTs").glob("*_0000.nii.gz"))[: config.overlay_cases]:
+            case = image.name[: -len("_0000.nii.gz")]
+            for trainer in config.trainers:
+                write_overlays(image, raw / "labelsTs" / f"{case}.nii.gz",
+                               out / "predictions" / trainer / f"{case}.nii.gz",
+                               out / "figures" / trainer, auto=3, label_names=names)
 
     return DemoResult(out=out, dataset_name=dataset, report=report, stage_seconds=timings)
