@@ -2,22 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
-from typing import Optional
 
-
-def trainer_dir() -> Path:
-    # Resolved from the package location without importing torch or nnU-Net.
-    return Path(__file__).resolve().parent.parent / "nnunet_trainers"
-
-
-def with_trainer_dir(ext_trainer: Optional[str]) -> str:
-    """A ``nnUNet_extTrainer`` value that lists :func:`trainer_dir`, after the folders already in ``ext_trainer``."""
-    folders = [p for p in (ext_trainer or "").split(os.pathsep) if p.strip()]
-    if str(trainer_dir()) not in folders:
-        folders.append(str(trainer_dir()))
-    return os.pathsep.join(folders)
+from nnunetv2_smaformer.nnunet_env import trainer_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

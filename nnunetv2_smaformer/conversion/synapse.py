@@ -1,55 +1,30 @@
-"""Facts about the Synapse (BTCV multi-organ CT) benchmark: labels, mapping, split, constants.
-
-Everything here follows SPEC section 5. Case identifiers are the BTCV numbers (1-10, 21-40);
-nnU-Net case names are ``caseNNNN`` with the same number, which is also how TransUNet names them.
+"""What converting Synapse into nnU-Net's raw format adds to the benchmark's facts
+(:mod:`nnunetv2_smaformer.synapse`, re-exported here): the BTCV -> benchmark label lookup,
+TransUNet's intensity scaling, the spacing given to TransUNet volumes, and the ``dataset.json``.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Dict, Mapping, Tuple
 
 import numpy as np
 
-#: The 13 organs of the BTCV raw release, by their label value there.
-BTCV_LABELS: Dict[int, str] = {
-    1: "spleen",
-    2: "right_kidney",
-    3: "left_kidney",
-    4: "gallbladder",
-    5: "esophagus",
-    6: "liver",
-    7: "stomach",
-    8: "aorta",
-    9: "inferior_vena_cava",
-    10: "portal_and_splenic_vein",
-    11: "pancreas",
-    12: "right_adrenal_gland",
-    13: "left_adrenal_gland",
-}
-
-#: The 8 organs of the TransUNet benchmark protocol, by their label value in the converted data.
-BENCHMARK_LABELS: Dict[int, str] = {
-    1: "aorta",
-    2: "gallbladder",
-    3: "left_kidney",
-    4: "right_kidney",
-    5: "liver",
-    6: "pancreas",
-    7: "spleen",
-    8: "stomach",
-}
-
-#: BTCV label -> benchmark label. BTCV labels absent here (esophagus, IVC, veins, adrenals) become 0.
-BTCV_TO_BENCHMARK: Dict[int, int] = {8: 1, 4: 2, 3: 3, 2: 4, 6: 5, 11: 6, 1: 7, 7: 8}
-
-#: Largest label value of each source release (0 is background in both).
-MAX_BTCV_LABEL = 13
-MAX_BENCHMARK_LABEL = 8
-
-#: TransUNet split (SPEC section 5): 12 test and 18 training cases, by BTCV number.
-TEST_CASES: Tuple[int, ...] = (1, 2, 3, 4, 8, 22, 25, 29, 32, 35, 36, 38)
-TRAIN_CASES: Tuple[int, ...] = (5, 6, 7, 9, 10, 21, 23, 24, 26, 27, 28, 30, 31, 33, 34, 37, 39, 40)
-#: All 30 labelled BTCV training CTs (1-10, 21-40), sorted.
-ALL_CASES: Tuple[int, ...] = tuple(sorted(TEST_CASES + TRAIN_CASES))
+from nnunetv2_smaformer.synapse import (  # noqa: F401  (re-exported: the facts conversion works with)
+    ALL_CASES,
+    BENCHMARK_LABELS,
+    BTCV_LABELS,
+    BTCV_TO_BENCHMARK,
+    DATASET_NAME,
+    MAX_BENCHMARK_LABEL,
+    MAX_BTCV_LABEL,
+    TEST_CASES,
+    TRAIN_CASES,
+    case_name,
+    dataset_folder_name,
+    format_case_list,
+    make_splits,
+    missing_cases,
+    split_of,
+)
 
 #: TransUNet clipped CT intensities to this HU window and scaled it to [0, 1].
 HU_WINDOW: Tuple[float, float] = (-125.0, 275.0)
@@ -60,20 +35,9 @@ HU_WINDOW: Tuple[float, float] = (-125.0, 275.0)
 #: constant spacing because no case gets resampled.
 TRANSUNET_DEFAULT_SPACING: Tuple[float, float, float] = (0.76, 0.76, 3.0)
 
-#: nnU-Net dataset name suffix and channel name.
-DATASET_NAME = "Synapse"
+#: nnU-Net channel name and file ending of the converted dataset.
 CHANNEL_NAME = "CT"
 FILE_ENDING = ".nii.gz"
-
-
-def case_name(case_id: int) -> str:
-    """nnU-Net/TransUNet case identifier of BTCV case ``case_id``, e.g. ``3 -> "case0003"``."""
-    return f"case{case_id:04d}"
-
-
-def dataset_folder_name(dataset_id: int) -> str:
-    """nnU-Net dataset folder name, e.g. ``Dataset201_Synapse``."""
-    return f"Dataset{dataset_id:03d}_{DATASET_NAME}"
 
 
 def btcv_to_benchmark_lut() -> np.ndarray:
@@ -109,37 +73,6 @@ def nnunet_labels() -> Dict[str, int]:
     return labels
 
 
-def split_of(case_id: int) -> str:
-    """``"train"`` or ``"test"`` for one of the 30 Synapse cases; ValueError for any other id."""
-    if case_id in TRAIN_CASES:
-        return "train"
-    if case_id in TEST_CASES:
-        return "test"
-    raise ValueError(f"{case_name(case_id)} is not one of the 30 Synapse cases")
-
-
-def make_splits(present: Iterable[int]) -> List[Dict[str, List[str]]]:
-    """nnU-Net ``splits_final.json`` content for the cases in ``present``.
-
-    Only fold 0 is written: the TransUNet split (train on the training cases, validate on the
-    test cases), restricted to the cases that exist. Folds 1-4 are deliberately absent; see
-    docs/conversion.md for why (nnU-Net's fallback split would mix test cases into training).
-    """
-    ids = sorted(set(present))
-    return [
-        {
-            "train": [case_name(i) for i in ids if i in TRAIN_CASES],
-            "val": [case_name(i) for i in ids if i in TEST_CASES],
-        }
-    ]
-
-
-def missing_cases(present: Iterable[int]) -> Tuple[List[int], List[int]]:
-    """(missing training ids, missing test ids) relative to the full 30-case Synapse set."""
-    have = set(present)
-    return [i for i in TRAIN_CASES if i not in have], [i for i in TEST_CASES if i not in have]
-
-
 def make_dataset_json(
     num_training: int,
     source_format: str,
@@ -167,8 +100,3 @@ def make_dataset_json(
     if extra:
         content.update(extra)
     return content
-
-
-def format_case_list(ids: Sequence[int]) -> str:
-    """``"case0001, case0002"`` for log and error messages."""
-    return ", ".join(case_name(i) for i in ids)

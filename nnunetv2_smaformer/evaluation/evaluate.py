@@ -2,9 +2,10 @@
 
 Files are matched by name (``pred/case.nii.gz`` <-> ``gt/case.nii.gz``); every prediction is
 evaluated and must have a reference, extra references are ignored (so ``gt`` may be a full
-``labelsTr``). Cases run in parallel processes; the per-case rule and HD95 are in
-:mod:`nnunetv2_smaformer.evaluation.metrics`. Only numpy, scipy, SimpleITK and tqdm are
-imported, never torch or nnU-Net, so the command starts fast.
+``labelsTr``). Cases run in parallel processes (:func:`nnunetv2_smaformer.parallel.run_tasks`);
+the per-case rule and HD95 are in :mod:`nnunetv2_smaformer.evaluation.metrics`, the benchmark's
+labels and protocol in :mod:`nnunetv2_smaformer.synapse`. Only numpy, scipy, SimpleITK and tqdm
+are imported, never torch or nnU-Net, so the command starts fast.
 """
 from __future__ import annotations
 
@@ -13,17 +14,17 @@ import json
 import logging
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from nnunetv2_smaformer.conversion.synapse import BENCHMARK_LABELS
 from nnunetv2_smaformer.errors import EvaluationError
 from nnunetv2_smaformer.evaluation.io import read_scalar_image
 from nnunetv2_smaformer.evaluation.metrics import MetricPair, case_metrics
+from nnunetv2_smaformer.parallel import run_tasks
+from nnunetv2_smaformer.synapse import BENCHMARK_LABELS, HD95_UNITS
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,6 @@ SYNAPSE_BENCHMARK_ORGANS: Dict[int, str] = dict(BENCHMARK_LABELS)
 
 #: File endings recognised when no dataset.json gives ``file_ending`` (longest first).
 DEFAULT_FILE_ENDINGS: Tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".nrrd")
-
-HD95_UNITS = ("voxel", "mm")
 
 DEFAULT_OUTPUT_NAME = "synapse_eval.json"
 
@@ -96,15 +95,28 @@ class EvaluationResult:
 
     def to_markdown(self) -> str:
         """Markdown table: one row per label (DSC in %, HD95 in ``hd95_unit``) plus the mean."""
-        unit = "voxels" if self.hd95_unit == "voxel" else "mm"
-        lines = [
-            f"| Label | Organ | DSC (%) | HD95 ({unit}) |",
-            "|---:|:---|---:|---:|",
-        ]
-        for label, (d, h) in self.per_label.items():
-            lines.append(f"| {label} | {self.name(label)} | {100 * d:.2f} | {h:.2f} |")
-        lines.append(f"| | **mean** | **{100 * self.mean[0]:.2f}** | **{self.mean[1]:.2f}** |")
-        return "\n".join(lines) + "\n"
+        return "\n".join(organ_table({"": self})) + "\n"
+
+
+def organ_table(results: Mapping[str, EvaluationResult]) -> List[str]:
+    """Markdown table lines: one row per label of the first result, a DSC (%) and an HD95 column per
+    result (headed by its key, none for ``""``), then the mean row. All results share one HD95 unit."""
+    keys = list(results)
+    first = results[keys[0]]
+    unit = "voxels" if first.hd95_unit == "voxel" else "mm"
+
+    def heads(metric: str) -> List[str]:
+        return [f"{metric} {key}".rstrip() for key in keys]
+
+    lines = ["| " + " | ".join(["Label", "Organ", *heads("DSC (%)"), *heads(f"HD95 ({unit})")]) + " |",
+             "|" + "|".join(["---:", ":---", *["---:"] * (2 * len(keys))]) + "|"]
+    for label in first.labels:
+        cells = [str(label), first.name(label), *(f"{100 * results[k].per_label[label][0]:.2f}" for k in keys),
+                 *(f"{results[k].per_label[label][1]:.2f}" for k in keys)]
+        lines.append("| " + " | ".join(cells) + " |")
+    means = [*(f"**{100 * results[k].mean[0]:.2f}**" for k in keys), *(f"**{results[k].mean[1]:.2f}**" for k in keys)]
+    lines.append("| " + " | ".join(["", "**mean**", *means]) + " |")
+    return lines
 
 
 def read_dataset_json(path: PathLike) -> DatasetInfo:
@@ -300,33 +312,14 @@ def evaluate_folders(
         len(pairs), chosen, hd95_unit, n_jobs,
     )
 
-    from tqdm import tqdm
+    tasks = [(pred_path, gt_path, tuple(chosen), hd95_unit) for _, pred_path, gt_path in pairs]
+    results = run_tasks(_evaluate_task, tasks, n_jobs, progress, desc="evaluate")
+    per_case = {case: metrics for (case, _, _), metrics in zip(pairs, results)}
+    return EvaluationResult(per_case, chosen, names, hd95_unit)
 
-    per_case: Dict[str, Dict[int, MetricPair]] = {}
-    bar = tqdm(total=len(pairs), desc="evaluate", unit="case", disable=not progress)
-    try:
-        if n_jobs == 1:
-            for case, pred_path, gt_path in pairs:
-                per_case[case] = evaluate_case(pred_path, gt_path, chosen, hd95_unit)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-                futures = {
-                    pool.submit(evaluate_case, pred_path, gt_path, chosen, hd95_unit): case
-                    for case, pred_path, gt_path in pairs
-                }
-                try:
-                    for future in as_completed(futures):
-                        per_case[futures[future]] = future.result()
-                        bar.update()
-                except BaseException:
-                    # Do not evaluate the remaining cases after a failure (or Ctrl-C).
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
-    finally:
-        bar.close()
-    ordered = {case: per_case[case] for case, _, _ in pairs}
-    return EvaluationResult(ordered, chosen, names, hd95_unit)
+
+def _evaluate_task(task: Tuple[Path, Path, Tuple[int, ...], str]) -> Dict[int, MetricPair]:
+    return evaluate_case(*task)
 
 
 def output_paths(json_path: PathLike) -> Tuple[Path, Path, Path]:

@@ -21,13 +21,14 @@ spacing passed here must be in the same order (i.e. SimpleITK's ``GetSpacing()``
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
 
 Spacing = Optional[Sequence[float]]
 MetricPair = Tuple[float, float]
+Window = Tuple[slice, ...]
 
 
 def dice(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -86,7 +87,7 @@ def hd95(pred: np.ndarray, gt: np.ndarray, spacing: Spacing = None) -> float:
         raise ValueError(f"shape mismatch: {pred.shape} vs {gt.shape}")
     if not pred.any() or not gt.any():
         raise ValueError("hd95 needs two non-empty masks")
-    window = _bounding_box(pred | gt)
+    window = _union_window(_bounding_box(pred), _bounding_box(gt))
     return _hd95_cropped(pred[window], gt[window], spacing)
 
 
@@ -96,15 +97,29 @@ def _hd95_cropped(pred: np.ndarray, gt: np.ndarray, spacing: Spacing) -> float:
     return float(np.percentile(np.hstack((forward, backward)), 95))
 
 
-def _bounding_box(mask: np.ndarray) -> Tuple[slice, ...]:
-    """Tight bounding box of a non-empty boolean mask as a tuple of slices."""
-    window = ndimage.find_objects(mask.astype(np.uint8, copy=False))[0]
-    assert window is not None
-    return window
+def _bounding_box(mask: np.ndarray) -> Optional[Window]:
+    """Tight bounding box of a boolean mask as a tuple of slices; ``None`` when the mask is empty."""
+    boxes = ndimage.find_objects(mask.astype(np.uint8, copy=False))
+    return boxes[0] if boxes else None
 
 
-def _union_window(a: Tuple[slice, ...], b: Tuple[slice, ...]) -> Tuple[slice, ...]:
+def _union_window(a: Window, b: Window) -> Window:
     return tuple(slice(min(sa.start, sb.start), max(sa.stop, sb.stop)) for sa, sb in zip(a, b))
+
+
+def _protocol_rule(pred_box: Optional[Window], gt_box: Optional[Window],
+                   masks: Callable[[Window], Tuple[np.ndarray, np.ndarray]], spacing: Spacing) -> MetricPair:
+    """The benchmark's per-case rule for one organ, given the bounding boxes of its two masks.
+
+    Prediction empty -> (0, 0) whatever the reference; reference empty -> (1, 0); both non-empty ->
+    (Dice, HD95) computed on ``masks(window)``, the two boolean masks cropped to the union of the boxes.
+    """
+    if pred_box is None:
+        return 0.0, 0.0
+    if gt_box is None:
+        return 1.0, 0.0
+    p, g = masks(_union_window(pred_box, gt_box))
+    return dice(p, g), _hd95_cropped(p, g, spacing)
 
 
 def metric_percase(pred: np.ndarray, gt: np.ndarray, spacing: Spacing = None) -> MetricPair:
@@ -119,13 +134,9 @@ def metric_percase(pred: np.ndarray, gt: np.ndarray, spacing: Spacing = None) ->
     """
     pred = pred.astype(bool, copy=False)
     gt = gt.astype(bool, copy=False)
-    if not pred.any():
-        return 0.0, 0.0
-    if not gt.any():
-        return 1.0, 0.0
-    window = _bounding_box(pred | gt)
-    p, g = pred[window], gt[window]
-    return dice(p, g), _hd95_cropped(p, g, spacing)
+    if pred.shape != gt.shape:
+        raise ValueError(f"shape mismatch: {pred.shape} vs {gt.shape}")
+    return _protocol_rule(_bounding_box(pred), _bounding_box(gt), lambda w: (pred[w], gt[w]), spacing)
 
 
 def _as_label_map(array: np.ndarray) -> np.ndarray:
@@ -166,15 +177,6 @@ def case_metrics(
     gt_boxes = ndimage.find_objects(gt, max_label=top) if top else []
     results: Dict[int, MetricPair] = {}
     for label in labels:
-        pred_box = pred_boxes[label - 1]
-        gt_box = gt_boxes[label - 1]
-        if pred_box is None:
-            results[label] = (0.0, 0.0)
-        elif gt_box is None:
-            results[label] = (1.0, 0.0)
-        else:
-            window = _union_window(pred_box, gt_box)
-            p = pred[window] == label
-            g = gt[window] == label
-            results[label] = (dice(p, g), _hd95_cropped(p, g, spacing))
+        results[label] = _protocol_rule(pred_boxes[label - 1], gt_boxes[label - 1],
+                                        lambda w: (pred[w] == label, gt[w] == label), spacing)
     return results
