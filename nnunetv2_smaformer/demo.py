@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
 from nnunetv2_smaformer.errors import SMAFormerError
+from nnunetv2_smaformer.nnunet_env import EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES, nnunet_environ, with_trainer_dir
 
 logger = logging.getLogger(__name__)
 
 SMAFORMER_TRAINER = "nnUNetTrainerSMAFormerV2_demoCPU"
 STOCK_TRAINER = "nnUNetTrainer_demoCPU"
-NNUNET_FOLDERS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+NNUNET_FOLDERS = NNUNET_FOLDER_VARIABLES
 # Ids tried for the demo dataset, highest first, so that it stays clear of users' numbering.
 CANDIDATE_IDS = range(999, 899, -1)
 # Training log lines worth showing while a model trains.
@@ -34,7 +35,7 @@ _PROGRESS_MARKERS = ("Epoch ", "Pseudo dice", "Epoch time", "train_loss", "Train
 
 @dataclass
 class DemoConfig:
-    """What the demo builds. The defaults fit 15 minutes on 2 CPU cores."""
+    """What the demo builds. The defaults take about 10 minutes on 2 CPU cores."""
 
     out: Path
     size: int = 128
@@ -64,14 +65,12 @@ def _bin(name: str) -> str:
 
 def nnunet_environment(out: Path) -> Dict[str, str]:
     """The environment for the nnU-Net subprocesses: the user's folders if set, else folders in ``out``."""
-    from nnunetv2_smaformer.cli.trainer_path import with_trainer_dir
-
     env = dict(os.environ)
     for name in NNUNET_FOLDERS:
         if not env.get(name):
             env[name] = str(out / name)
         Path(env[name]).mkdir(parents=True, exist_ok=True)
-    env["nnUNet_extTrainer"] = with_trainer_dir(env.get("nnUNet_extTrainer"))
+    env[EXT_TRAINER_VARIABLE] = with_trainer_dir(env.get(EXT_TRAINER_VARIABLE))
     env.setdefault("nnUNet_n_proc_DA", "1")  # two cores: one for augmentation, the rest for the network
     return env
 
@@ -96,21 +95,6 @@ def free_dataset_id(env: Dict[str, str], wanted: Optional[int] = None) -> int:
     raise SMAFormerError("no free dataset id between 900 and 999 in your nnU-Net folders")
 
 
-@contextlib.contextmanager
-def _environ(values: Dict[str, str]) -> Iterator[None]:
-    """Set environment variables for in-process library calls that read them, then restore them."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _run(stage: str, cmd: List[str], env: Dict[str, str], log_file: Path) -> None:
     """Run a console script, keep its whole output in ``log_file``, show training progress."""
     logger.info("[%s] %s", stage, " ".join(Path(cmd[0]).name if i == 0 else c for i, c in enumerate(cmd)))
@@ -128,10 +112,10 @@ def _run(stage: str, cmd: List[str], env: Dict[str, str], log_file: Path) -> Non
 
 def run_demo(config: DemoConfig) -> DemoResult:
     """Run the whole demo; returns the report also written to ``out/report.{md,json}``."""
-    from nnunetv2_smaformer.benchmark.compare import compare
+    from nnunetv2_smaformer.benchmark.compare import CompareConfig, compare
     from nnunetv2_smaformer.conversion.converter import convert_synapse
     from nnunetv2_smaformer.conversion.phantom import make_phantom
-    from nnunetv2_smaformer.conversion.synapse import dataset_folder_name
+    from nnunetv2_smaformer.synapse import dataset_folder_name
     from nnunetv2_smaformer.evaluation.overlays import write_overlays
 
     out = config.out.resolve()
@@ -157,7 +141,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
             shutil.rmtree(phantom_dir)
         make_phantom(phantom_dir, "btcv", size=config.size, slices=config.slices, seed=config.seed)
         # The converter reads the nnU-Net folders from the environment, as the CLI does.
-        with _environ({name: env[name] for name in NNUNET_FOLDERS}):
+        with nnunet_environ({name: env[name] for name in NNUNET_FOLDERS}, register_trainers=False):
             convert_synapse(phantom_dir, dataset_id, fmt="btcv", progress=False)
 
     with stage("plan+preprocess"):
@@ -184,8 +168,9 @@ def run_demo(config: DemoConfig) -> DemoResult:
 
     with stage("evaluation+comparison"):
         # Building the trained networks looks the trainers up by name, as nnUNetv2_predict does.
-        with _environ({name: env[name] for name in (*NNUNET_FOLDERS, "nnUNet_extTrainer")}):
-            report = compare(methods, raw / "labelsTs", out, dataset_json=raw / "dataset.json")
+        with nnunet_environ({name: env[name] for name in (*NNUNET_FOLDERS, EXT_TRAINER_VARIABLE)}):
+            report = compare(CompareConfig(methods=methods, gt_dir=raw / "labelsTs", out_dir=out,
+                                           dataset_json=raw / "dataset.json"))
 
     with stage("overlays"):
         names = {int(v): k for k, v in json.loads((raw / "dataset.json").read_text())["labels"].items()}

@@ -35,8 +35,6 @@ def test_batch_size_cap_follows_nnunet():
     [
         ((None, None, 2, 5, True), {}),  # nnU-Net 2.8 training call
         ((None, None, 2, 5), {"enable_deep_supervision": False}),  # nnU-Net 2.8 inference call
-        (("PlainConvUNet", {}, [], 2, 5, True), {}),  # deprecated positional call
-        (("PlainConvUNet", {}, [], 2, 5), {"enable_deep_supervision": False}),
     ],
 )
 def test_build_network_architecture_signatures(args, kwargs):

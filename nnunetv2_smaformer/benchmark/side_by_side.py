@@ -7,8 +7,9 @@ process, back to back within one call, so that the peak memory of one cannot hid
 on CUDA it is ``torch.cuda.max_memory_allocated``, on CPU the peak resident set size of that process
 (which includes the Python, torch and nnU-Net imports, reported separately as ``baseline_rss_mib``).
 
-Run as ``python -m nnunetv2_smaformer.benchmark.side_by_side SPEC.json RESULT.json`` for one network
-(that is how :func:`network_side_by_side` runs its workers).
+Run as ``python -m nnunetv2_smaformer.benchmark.side_by_side WORKER.json RESULT.json`` for one
+network (that is how :func:`network_side_by_side` runs its workers). Networks are built through
+:mod:`nnunetv2_smaformer.benchmark.nnunet_bridge`.
 """
 from __future__ import annotations
 
@@ -21,7 +22,15 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from nnunetv2_smaformer.benchmark.nnunet_bridge import (
+    build_plans_network,
+    build_trainer_network,
+    count_gmacs,
+    find_trainer_class,
+    input_output_channels,
+)
 from nnunetv2_smaformer.errors import SMAFormerError
+from nnunetv2_smaformer.nnunet_env import nnunet_environ
 
 logger = logging.getLogger(__name__)
 
@@ -35,51 +44,6 @@ NNUNET_KEY = "nnunet_2d"
 _WORKER_TIMEOUT_S = 3600
 
 
-def ensure_ext_trainer_path() -> None:
-    """Make this package's trainers findable by nnU-Net's lookup by name in this process (and its children).
-
-    ``nnUNet_extTrainer`` is set to ``smaformer trainer-path`` when unset, and that folder is appended
-    when the variable lists other folders only.
-    """
-    from nnunetv2_smaformer.cli.trainer_path import with_trainer_dir
-
-    value = with_trainer_dir(os.environ.get("nnUNet_extTrainer"))
-    if value != os.environ.get("nnUNet_extTrainer"):
-        os.environ["nnUNet_extTrainer"] = value
-        logger.debug("nnUNet_extTrainer=%s", value)
-
-
-def find_trainer_class(trainer_name: str) -> type:
-    """nnU-Net's trainer lookup by name (nnU-Net's folder, then ``nnUNet_extTrainer``), its chatter logged."""
-    import contextlib
-    import io
-
-    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
-
-    ensure_ext_trainer_path()
-    buffer = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buffer):
-            return recursive_find_trainer_class_by_name(trainer_name)
-    except (RuntimeError, AssertionError) as err:
-        raise SMAFormerError(f"trainer {trainer_name}: {err}") from err
-    finally:
-        if buffer.getvalue().strip():
-            logger.debug("trainer lookup: %s", buffer.getvalue().strip())
-
-
-def input_output_channels(plans: dict, configuration: str, dataset_json: dict) -> Tuple[int, int]:
-    """``(input channels, segmentation heads)`` as nnU-Net derives them for ``configuration``."""
-    from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-
-    plans_manager = PlansManager(plans)
-    configuration_manager = plans_manager.get_configuration(configuration)
-    n_in = determine_num_input_channels(plans_manager, configuration_manager, dataset_json)
-    n_out = plans_manager.get_label_manager(dataset_json).num_segmentation_heads
-    return int(n_in), int(n_out)
-
-
 def build_network(spec: dict, deep_supervision: bool):
     """The network a worker spec describes.
 
@@ -87,46 +51,19 @@ def build_network(spec: dict, deep_supervision: bool):
     ``spec["trainer"]`` (how nnU-Net builds it for training and inference); ``"plans"`` -> nnU-Net's
     ``get_network_from_plans`` with the architecture of the plans' configuration (the stock network).
     """
-    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-
-    plans = json.loads(Path(spec["plans"]).read_text(encoding="utf-8"))
-    dataset_json = json.loads(Path(spec["dataset_json"]).read_text(encoding="utf-8"))
-    plans_manager = PlansManager(plans)
-    configuration_manager = plans_manager.get_configuration(spec["configuration"])
-    n_in, n_out = input_output_channels(plans, spec["configuration"], dataset_json)
+    plans, dataset_json = _read_spec_files(spec)
     if spec["builder"] == "trainer":
-        trainer_class = find_trainer_class(spec["trainer"])
-        return trainer_class.build_network_architecture(
-            plans_manager, configuration_manager, n_in, n_out, enable_deep_supervision=deep_supervision)
+        return build_trainer_network(find_trainer_class(spec["trainer"]), plans, spec["configuration"], dataset_json,
+                                     deep_supervision)
     if spec["builder"] == "plans":
-        return get_network_from_plans(
-            configuration_manager.network_arch_class_name,
-            configuration_manager.network_arch_init_kwargs,
-            configuration_manager.network_arch_init_kwargs_req_import,
-            n_in, n_out, deep_supervision=deep_supervision)
+        return build_plans_network(plans, spec["configuration"], dataset_json, deep_supervision)
     raise ValueError(f"unknown builder {spec['builder']!r}")
 
 
-def count_gmacs(network, input_shape: Sequence[int]) -> float:
-    """Forward cost of ``network`` on one zero input of ``input_shape`` (``[1, C, *spatial]``) in GMACs.
-
-    Counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, matmuls, attention),
-    in eval mode without gradients and without deep supervision; 1 MAC = 2 FLOPs.
-    """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from nnunetv2_smaformer.benchmark.network import set_deep_supervision
-
-    was_training = network.training
-    network.eval()
-    set_deep_supervision(network, False)
-    device = next(network.parameters()).device
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        network(torch.zeros(*input_shape, device=device))
-    network.train(was_training)
-    return counter.get_total_flops() / 2e9
+def _read_spec_files(spec: dict) -> Tuple[dict, dict]:
+    """``(plans, dataset.json)`` named by a worker spec."""
+    return (json.loads(Path(spec["plans"]).read_text(encoding="utf-8")),
+            json.loads(Path(spec["dataset_json"]).read_text(encoding="utf-8")))
 
 
 def _peak_rss_mib() -> float:
@@ -154,8 +91,7 @@ def run_worker(spec: dict) -> dict:
     from nnunetv2_smaformer.benchmark.network import measure
 
     device = torch.device(spec["device"])
-    dataset_json = json.loads(Path(spec["dataset_json"]).read_text(encoding="utf-8"))
-    plans = json.loads(Path(spec["plans"]).read_text(encoding="utf-8"))
+    plans, dataset_json = _read_spec_files(spec)
     n_in, n_out = input_output_channels(plans, spec["configuration"], dataset_json)
     if spec["builder"] == "trainer":
         find_trainer_class(spec["trainer"])  # imports nnU-Net's trainer and timm before the baseline
@@ -232,7 +168,6 @@ def network_side_by_side(
         ``train_step_s`` (list, s), ``train_step_median_s``, ``inference_images_per_s``,
         ``peak_memory_mib`` and ``peak_memory_source``.
     """
-    ensure_ext_trainer_path()
     plans_path, dataset_json_path = Path(plans_path).resolve(), Path(dataset_json_path).resolve()
     plans = json.loads(plans_path.read_text(encoding="utf-8"))
     if configuration not in plans.get("configurations", {}):
@@ -243,7 +178,8 @@ def network_side_by_side(
         dict(name=SMAFORMER_KEY, builder="trainer", trainer=smaformer_trainer, **common),
         dict(name=NNUNET_KEY, builder="plans", **common),
     ]
-    with tempfile.TemporaryDirectory(prefix="smaformer_side_by_side_") as tmp:
+    # The workers look the SMAFormerV2 trainer up by name, in the environment they inherit.
+    with nnunet_environ(), tempfile.TemporaryDirectory(prefix="smaformer_side_by_side_") as tmp:
         networks: Dict[str, dict] = {spec["name"]: _run_child(spec, Path(tmp)) for spec in specs}
     ours, stock = networks[SMAFORMER_KEY], networks[NNUNET_KEY]
     ratios: Dict[str, Optional[float]] = {
@@ -267,7 +203,7 @@ def network_side_by_side(
 def _main(argv: Sequence[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if len(argv) != 2:
-        print("usage: python -m nnunetv2_smaformer.benchmark.side_by_side SPEC.json RESULT.json", file=sys.stderr)
+        print("usage: python -m nnunetv2_smaformer.benchmark.side_by_side WORKER.json RESULT.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     record = run_worker(spec)

@@ -71,18 +71,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunetv2_smaformer.benchmark.compare import REPORT_JSON, REPORT_MD, compare
+    from nnunetv2_smaformer.benchmark.compare import CompareConfig, compare
+    from nnunetv2_smaformer.benchmark.report import REPORT_JSON, REPORT_MD
     from nnunetv2_smaformer.errors import SMAFormerError
 
     if args.img_size % 32:
         raise SMAFormerError(f"--img-size {args.img_size} is not a multiple of 32 (SMAFormerV2's total stride)")
-    report = compare(
-        [tuple(pair) for pair in args.methods], args.gt, args.output, fold=args.fold, checkpoint_name=args.checkpoint,
-        dataset_json=args.dataset_json, hd95_unit=args.hd95_unit, images_dir=args.images,
-        time_cases=args.time_cases, network_benchmark=args.network_benchmark, steps=args.steps,
-        warmup=args.warmup, batch_size=args.batch_size, img_size=args.img_size, device=args.device,
-        jobs=args.jobs, progress=args.progress,
-    )
+    report = compare(CompareConfig(
+        methods=[tuple(pair) for pair in args.methods], gt_dir=args.gt, out_dir=args.output, fold=args.fold,
+        checkpoint_name=args.checkpoint, dataset_json=args.dataset_json, hd95_unit=args.hd95_unit,
+        images_dir=args.images, time_cases=args.time_cases, network_benchmark=args.network_benchmark,
+        steps=args.steps, warmup=args.warmup, batch_size=args.batch_size, img_size=args.img_size,
+        device=args.device, jobs=args.jobs, progress=args.progress,
+    ))
     lines = [f"{report['dataset']}: {len(report['methods'])} methods"]
     for key, evaluation in report["methods"].items():
         model = report["models"][key]

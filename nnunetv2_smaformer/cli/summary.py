@@ -33,9 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
+    from nnunetv2_smaformer.benchmark.nnunet_bridge import count_gmacs
     from nnunetv2_smaformer.network.smaformer import SMAFormerV2
 
     model = SMAFormerV2(
@@ -46,9 +44,7 @@ def run(args: argparse.Namespace) -> int:
         img_size=args.img_size,
     ).eval()
     counts = model.parameter_counts()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, args.in_channels, args.img_size, args.img_size))
-    gmacs = counter.get_total_flops() / 2e9
+    gmacs = count_gmacs(model, (1, args.in_channels, args.img_size, args.img_size))
 
     width = max(len(k) for k in counts)
     lines = [f"SMAFormerV2(in_channels={args.in_channels}, num_classes={args.num_classes}, "

@@ -157,23 +157,9 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
         configuration_manager: ConfigurationManager,
         num_input_channels: int,
         num_output_channels: int,
-        *legacy_args: Any,
         enable_deep_supervision: bool = True,
     ) -> nn.Module:
-        """Build SMAFormerV2; also called at inference (``enable_deep_supervision=False``).
-
-        Accepts nnU-Net 2.8's signature and the deprecated one
-        ``(arch_class_name, arch_init_kwargs, arch_init_kwargs_req_import, num_input_channels,
-        num_output_channels[, enable_deep_supervision])``, whose arguments all sit one place later.
-        """
-        if isinstance(plans_manager, str):
-            if not legacy_args:
-                raise TypeError("deprecated build_network_architecture call without num_output_channels")
-            num_input_channels, num_output_channels, legacy_args = num_output_channels, legacy_args[0], legacy_args[1:]
-        if len(legacy_args) > 1:
-            raise TypeError(f"build_network_architecture got {len(legacy_args)} unexpected positional arguments")
-        if legacy_args:
-            enable_deep_supervision = bool(legacy_args[0])
+        """Build SMAFormerV2 with nnU-Net 2.8's signature; also called at inference (``enable_deep_supervision=False``)."""
         return SMAFormerV2(
             in_channels=int(num_input_channels),
             num_classes=int(num_output_channels),

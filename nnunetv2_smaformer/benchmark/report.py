@@ -1,0 +1,167 @@
+"""Rendering a comparison report: ``report.md`` (segmentation, trained models, networks side by side,
+environment) and the per-organ DSC chart. Pure formatting of the report dict and evaluation results;
+nothing is measured here.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from nnunetv2_smaformer.benchmark.model_folder import TIMING_FILE
+from nnunetv2_smaformer.evaluation.evaluate import EvaluationResult, organ_table
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+DSC_PNG = "dsc_per_organ.png"
+EVALUATION_JSON = "synapse_eval.json"
+
+
+def _fmt(value: Optional[float], spec: str, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{value:{spec}}{unit}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> List[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _benchmark_cell(records: List[Dict[str, object]]) -> str:
+    if not records:
+        return "—"
+    best = min(records, key=lambda r: r["fastest_epoch_s"])
+    return f"{best['fastest_epoch_s']:.1f} s ({best['gpu_name']}, {best['benchmark_trainer']})"
+
+
+def _inference_cell(inference: Dict[str, object]) -> str:
+    seconds = inference.get("seconds_per_case")
+    if seconds is None:
+        return "not measured"
+    if "per_case_s" in inference:
+        return f"{seconds:.2f} (nnUNetPredictor, {len(inference['per_case_s'])} case(s), {inference['device']})"
+    return f"{seconds:.2f} ({TIMING_FILE})"
+
+
+def _models_table(models: Dict[str, Dict[str, object]]) -> List[str]:
+    keys = list(models)
+    rows_spec = [
+        ("network", lambda m: str(m["architecture"])),
+        ("plans / configuration", lambda m: f"{m['plans']} / {m['configuration']}"),
+        ("patch size", lambda m: "×".join(map(str, m["patch_size"]))),
+        ("parameters (M)", lambda m: f"{m['parameters'] / 1e6:.2f}"),
+        ("GMACs (one patch)", lambda m: f"{m['gmacs']:.2f}"),
+        ("epochs trained", lambda m: str(m["epochs"])),
+        ("epoch time, median (s)", lambda m: _fmt(m["epoch_time_median_s"], ".1f")),
+        ("fastest benchmark epoch", lambda m: _benchmark_cell(m["benchmark_epochs"])),
+        ("inference (s / case)", lambda m: _inference_cell(m["inference"])),
+    ]
+    rows = [[name, *(fn(models[k]) for k in keys)] for name, fn in rows_spec]
+    return _table(["", *keys], rows, [":---", *[":---"] * len(keys)])
+
+
+def _network_table(network: Dict[str, object]) -> List[str]:
+    from nnunetv2_smaformer.benchmark.side_by_side import NNUNET_KEY, SMAFORMER_KEY
+
+    ours, stock = network["networks"][SMAFORMER_KEY], network["networks"][NNUNET_KEY]
+    ratios = network["ratios_smaformer_over_nnunet"]
+    settings = network["settings"]
+    rows_spec = [
+        ("network", lambda n: str(n["architecture"]), None),
+        ("parameters (M)", lambda n: f"{n['parameters'] / 1e6:.2f}", "parameters"),
+        ("GMACs per image", lambda n: f"{n['gmacs_per_image']:.2f}", "gmacs_per_image"),
+        (f"training step, median of {settings['steps']} (s)", lambda n: f"{n['train_step_median_s']:.3f}",
+         "train_step_median_s"),
+        ("inference (images / s)", lambda n: f"{n['inference_images_per_s']:.2f}", "inference_images_per_s"),
+        ("peak memory (MiB)", lambda n: _fmt(n.get("peak_memory_mib"), ".0f"), "peak_memory_mib"),
+    ]
+    if settings["device"].startswith("cpu"):
+        # The peak RSS includes the interpreter and its imports: show that share next to it.
+        rows_spec.append(("of which process before building (MiB)", lambda n: f"{n['baseline_rss_mib']:.0f}", None))
+    rows = [[name, fn(ours), fn(stock), _fmt(ratios.get(key), ".2f", "×") if key else ""]
+            for name, fn, key in rows_spec]
+    return _table(["", "SMAFormerV2", "nnU-Net 2d", "SMAFormerV2 / nnU-Net"], rows, [":---", "---:", "---:", "---:"])
+
+
+def render_markdown(report: dict, evaluations: Dict[str, EvaluationResult]) -> str:
+    """``report.md``: segmentation table, model facts, network side-by-side, environment."""
+    env = report["environment"]
+    n_cases = next(iter(report["methods"].values()))["n_cases"]
+    lines = [
+        f"# Side-by-side: {', '.join(report['methods'])} on {report['dataset']}",
+        "",
+        f"Environment: {env['device']}"
+        + ("" if str(env["device"]).startswith("CPU") else f", {env['threads']} CPU threads")  # CPU names its threads
+        + f", {env['processor']}, "
+        f"torch {env['torch']}, nnU-Net {env['nnunetv2']}, Python {env['python']}.",
+        "",
+        "## Segmentation (Synapse protocol)",
+        "",
+        f"{n_cases} case(s) against `{report['ground_truth']}`; mean over cases per organ, then over organs. "
+        f"Per-method files: `<method>/{EVALUATION_JSON}` (+ .csv, .md).",
+        "",
+        *organ_table(evaluations),
+        "",
+        f"![DSC per organ]({DSC_PNG})",
+        "",
+        "## Trained models",
+        "",
+        f"Fold {report['fold']}. Parameters and GMACs of the trained network (checkpoint weights loaded) at one "
+        "patch of its plans; epoch time from the checkpoint's training log; fastest epoch of nnU-Net's "
+        "benchmark trainers where their `benchmark_result.json` exists (GPU only); inference time per case "
+        "excludes model loading.",
+        "",
+        *_models_table(report["models"]),
+        "",
+        "## Networks side by side",
+        "",
+    ]
+    network = report["network"]
+    if "networks" in network:
+        settings = network["settings"]
+        memory = next(iter(network["networks"].values()))["peak_memory_source"]
+        lines += [
+            f"One run, back to back, each network in a fresh process: batch {settings['batch_size']} of "
+            f"{settings['img_size']}×{settings['img_size']} on {settings['device']}, {settings['warmup']} untimed + "
+            f"{settings['steps']} timed repetitions. Training step: forward with deep supervision, nnU-Net's "
+            f"Dice+CE loss, backward, clipping, AdamW. nnU-Net 2d is the network of the '2d' configuration in "
+            f"`{settings['plans']}`; SMAFormerV2 as `{settings['smaformer_trainer']}` builds it. "
+            f"GMACs for one image. Peak memory: {memory}.",
+            "",
+            *_network_table(network),
+        ]
+    else:
+        lines.append(f"Not run: {network.get('skipped', 'unknown reason')}.")
+    return "\n".join(lines) + "\n"
+
+
+def write_dsc_chart(evaluations: Dict[str, EvaluationResult], path: Path, title: str = "DSC per organ") -> Path:
+    """Grouped bar chart (PNG): DSC in % per organ and the mean, one bar colour per method."""
+    from matplotlib.figure import Figure
+
+    keys = list(evaluations)
+    first = evaluations[keys[0]]
+    groups = [first.name(label) for label in first.labels] + ["mean"]
+    width = 0.8 / len(keys)
+    figure = Figure(figsize=(max(6.0, 1.0 + 0.9 * len(groups) * max(1, len(keys)) / 2), 4.5), dpi=120)
+    axes = figure.add_subplot()
+    colours = [f"C{i % 10}" for i in range(len(keys))]
+    for i, key in enumerate(keys):
+        result = evaluations[key]
+        values = [100 * result.per_label[label][0] for label in first.labels] + [100 * result.mean[0]]
+        positions = [g + (i - (len(keys) - 1) / 2) * width for g in range(len(groups))]
+        axes.bar(positions, values, width=width, color=colours[i], label=key)
+    axes.set_xticks(range(len(groups)))
+    axes.set_xticklabels(groups, rotation=30, ha="right")
+    axes.set_ylabel("DSC (%)")
+    # Headroom above 100 % keeps the legend off the bars.
+    axes.set_ylim(0, 118)
+    axes.set_yticks(range(0, 101, 20))
+    axes.set_title(title)
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(loc="upper center", ncol=len(keys), fontsize="small", frameon=False)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return path
