@@ -1,46 +1,27 @@
-"""Shared helpers of the conversion and phantom tests: running the CLI, reading converted cases."""
+"""Shared helpers of the conversion and phantom tests: the CLI (see :mod:`nnunet_cli`), reading converted cases."""
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
+from nnunet_cli import console_script, run, run_main  # noqa: F401  (re-exported for the conversion tests)
+from nnunet_cli import nnunet_env as _nnunet_env
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def console_script(name: str) -> str:
-    """Path of a console script of this environment (the venv's bin folder first, then PATH)."""
-    candidate = Path(sys.executable).parent / name
-    if candidate.is_file():
-        return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        raise FileNotFoundError(f"console script {name} not found beside {sys.executable} or on PATH")
-    return found
-
-
 def nnunet_env(base: Path) -> Dict[str, str]:
-    """Environment with nnUNet_raw/_preprocessed/_results pointing into ``base`` (not created)."""
-    env = dict(os.environ)
-    env.update(
-        nnUNet_raw=str(base / "nnUNet_raw"),
-        nnUNet_preprocessed=str(base / "nnUNet_preprocessed"),
-        nnUNet_results=str(base / "nnUNet_results"),
-    )
-    return env
+    """Environment with nnUNet_raw/_preprocessed/_results pointing into ``base``, not created: the
+    converter must make (or, on failure, not make) them itself."""
+    return _nnunet_env(base, create=False)
 
 
-def run_cli(args: Sequence[str], env: Dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run ``smaformer ARGS`` and capture its output."""
-    return subprocess.run(
-        [console_script("smaformer"), *map(str, args)],
-        env=env, capture_output=True, text=True, timeout=timeout,
-    )
+def run_cli(args: Sequence[object], env: Dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the ``smaformer ARGS`` console script in a subprocess and capture its output."""
+    return run(["smaformer", *args], env, timeout=int(timeout), check=False)
 
 
 def read_case(path: Path) -> Tuple[np.ndarray, Tuple[float, ...], Tuple[float, ...], Tuple[float, ...]]:

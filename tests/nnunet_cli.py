@@ -1,24 +1,42 @@
-"""Running nnU-Net's and this package's console scripts in subprocesses, as a user would."""
+"""Running nnU-Net's and this package's commands as a user would: console scripts in subprocesses,
+or ``smaformer`` in this process through its entry point; and the nnU-Net environment for both."""
 from __future__ import annotations
 
+import io
+import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+from nnunetv2_smaformer.nnunet_env import NNUNET_FOLDER_VARIABLES, trainer_dir
+
 BIN = Path(sys.executable).parent
 EXT_TRAINERS = Path(__file__).parent / "ext_trainers"
+SMOKE = "nnUNetTrainerSMAFormerV2_smoke"
 
 
-def nnunet_env(root: Path) -> Dict[str, str]:
-    """Environment with nnU-Net folders under ``root`` and both trainer folders registered."""
-    from nnunetv2_smaformer.cli.trainer_path import trainer_dir
+def console_script(name: str) -> str:
+    """Path of a console script of this environment (the interpreter's bin folder first, then PATH)."""
+    candidate = BIN / name
+    if candidate.is_file():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"console script {name} not found beside {sys.executable} or on PATH")
+    return found
 
+
+def nnunet_env(root: Path, create: bool = True) -> Dict[str, str]:
+    """Environment with the nnU-Net folders under ``root`` (made unless ``create`` is False), both
+    trainer folders registered, a small CPU budget and no ImageNet weights."""
     env = dict(os.environ)
-    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+    for name in NNUNET_FOLDER_VARIABLES:
         path = root / name
-        path.mkdir(parents=True, exist_ok=True)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
         env[name] = str(path)
     env["nnUNet_extTrainer"] = os.pathsep.join([str(trainer_dir()), str(EXT_TRAINERS)])
     # Small CPU budget per run: one augmentation worker, no export pool oversubscription.
@@ -28,9 +46,11 @@ def nnunet_env(root: Path) -> Dict[str, str]:
     return env
 
 
-def run(args: Sequence[str], env: Dict[str, str], timeout: int = 900, check: bool = True,
+def run(args: Sequence[str], env: Optional[Dict[str, str]] = None, timeout: int = 900, check: bool = True,
         cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
-    cmd = [str(BIN / args[0]), *map(str, args[1:])]
+    """Run console script ``args[0]`` with ``args[1:]`` in a subprocess; ``check`` fails the test on a
+    non-zero exit, showing the output."""
+    cmd = [console_script(args[0]), *map(str, args[1:])]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     if check and result.returncode != 0:
         raise AssertionError(
@@ -40,7 +60,29 @@ def run(args: Sequence[str], env: Dict[str, str], timeout: int = 900, check: boo
     return result
 
 
-SMOKE = "nnUNetTrainerSMAFormerV2_smoke"
+def run_main(args: Sequence[object], env: Dict[str, str]) -> subprocess.CompletedProcess:
+    """``smaformer ARGS`` in this process through ``nnunetv2_smaformer.cli.main.main``, with ``env`` as
+    the whole environment for the call. ``stderr`` holds the log lines as the console script writes
+    them; an exception other than the package's errors propagates (the test fails with it)."""
+    from nnunetv2_smaformer.cli.main import main
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    saved_environ, saved_level = dict(os.environ), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        code = main([str(arg) for arg in args])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_environ)
+        root.removeHandler(handler)
+        root.setLevel(saved_level)
+    return subprocess.CompletedProcess(["smaformer", *map(str, args)], code, "", stream.getvalue())
 
 
 def model_folder(env: Dict[str, str], dataset: str, trainer: str, configuration: str = "2d") -> Path:

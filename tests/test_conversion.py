@@ -1,4 +1,6 @@
-"""Synapse -> nnU-Net conversion, driven through the ``smaformer convert-synapse`` console script.
+"""Synapse -> nnU-Net conversion, driven through ``smaformer convert-synapse``: the console script for
+the full conversions and where the exit code itself is under test, ``cli.main.main`` in this process
+for the options and the bad inputs.
 
 Sources are phantoms with the exact BTCV / TransUNet layouts (nnunetv2_smaformer.conversion.phantom);
 every converted case is compared voxel for voxel with the phantom's truth.
@@ -19,21 +21,22 @@ import pytest
 import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _conversion_helpers import REPO, console_script, leftovers, nnunet_env, read_case, run_cli  # noqa: E402
+from _conversion_helpers import REPO, console_script, leftovers, nnunet_env, read_case, run_cli, run_main  # noqa: E402
 
 from nnunetv2_smaformer.conversion import synapse  # noqa: E402
 from nnunetv2_smaformer.conversion.converter import convert_synapse  # noqa: E402
 from nnunetv2_smaformer.conversion.phantom import PhantomCase, make_phantom  # noqa: E402
-from nnunetv2_smaformer.conversion.sources import detect_layout, scan_btcv  # noqa: E402
+from nnunetv2_smaformer.conversion.btcv import scan as scan_btcv  # noqa: E402
+from nnunetv2_smaformer.conversion.sources import detect_layout  # noqa: E402
 from nnunetv2_smaformer.errors import ConversionError  # noqa: E402
 
 SIZE, SLICES, SEED = 32, 6, 3
-# SPEC section 5, written out here so the tests do not trust the package's own table.
+# The benchmark's BTCV -> 8-organ mapping, written out here so the tests do not trust the package's own table.
 SPEC_MAPPING = {8: 1, 4: 2, 3: 3, 2: 4, 6: 5, 11: 6, 1: 7, 7: 8}
 
 
 def spec_labels(btcv_label: np.ndarray) -> np.ndarray:
-    """Benchmark labels (0-8) of a BTCV label array, by SPEC section 5."""
+    """Benchmark labels (0-8) of a BTCV label array, by the mapping above."""
     out = np.zeros_like(btcv_label, dtype=np.uint8)
     for src, dst in SPEC_MAPPING.items():
         out[btcv_label == src] = dst
@@ -233,7 +236,7 @@ def _small(tmp_path: Path, layout: str, cases=SMALL_CASES, **kwargs) -> List[Pha
 def test_missing_cases_warn_and_split_what_exists(tmp_path: Path) -> None:
     _small(tmp_path, "btcv")
     env = nnunet_env(tmp_path)
-    result = run_cli(["convert-synapse", tmp_path / "src", "-d", "21", "-np", "1"], env)
+    result = run_main(["convert-synapse", tmp_path / "src", "-d", "21", "-np", "1"], env)
     assert result.returncode == 0, result.stderr
     assert "16 Synapse training case(s) missing" in result.stderr and "case0007" in result.stderr
     assert "10 Synapse test case(s) missing" in result.stderr and "case0003" in result.stderr
@@ -250,7 +253,7 @@ def test_transunet_missing_cases_are_reported_against_the_lists(tmp_path: Path) 
         path.unlink()
     (tmp_path / "src" / "test_vol_h5" / "case0003.npy.h5").unlink()
     env = nnunet_env(tmp_path)
-    result = run_cli(["convert-synapse", tmp_path / "src", "-d", "20", "-np", "2"], env)
+    result = run_main(["convert-synapse", tmp_path / "src", "-d", "20", "-np", "2"], env)
     assert result.returncode == 0, result.stderr
     assert "train.txt lists 1 case(s) without any slice" in result.stderr
     assert "test_vol.txt lists 1 volume(s) missing" in result.stderr
@@ -273,7 +276,7 @@ def test_test_case_stored_as_slices_is_converted_with_a_warning(tmp_path: Path) 
         np.savez(_npz(src, 1, z), image=image[z], label=label[z])
     shutil.rmtree(src / "lists")
     env = nnunet_env(tmp_path)
-    result = run_cli(["convert-synapse", src, "-d", "19", "-np", "1"], env)
+    result = run_main(["convert-synapse", src, "-d", "19", "-np", "1"], env)
     assert result.returncode == 0, result.stderr
     assert "case0001 is a test case of the TransUNet split but sits in" in result.stderr
     splits = json.loads((Path(env["nnUNet_preprocessed"]) / "Dataset019_Synapse" / "splits_final.json").read_text())
@@ -291,7 +294,7 @@ def test_non_integer_transunet_intensities_stay_float(tmp_path: Path) -> None:
     with h5py.File(_h5(tmp_path / "src", 2)) as handle:
         source = handle["image"][()]
     env = nnunet_env(tmp_path)
-    result = run_cli(["convert-synapse", tmp_path / "src", "-d", "17", "-np", "1"], env)
+    result = run_main(["convert-synapse", tmp_path / "src", "-d", "17", "-np", "1"], env)
     assert result.returncode == 0, result.stderr
     image = read_case(Path(env["nnUNet_raw"]) / "Dataset017_Synapse" / "imagesTr" / "case0002_0000.nii.gz")[0]
     assert image.dtype == np.float32
@@ -308,7 +311,7 @@ def test_uncompressed_nifti_and_tiny_header_differences_are_accepted(tmp_path: P
     _rewrite_label(tmp_path / "src", 6, lambda im: _with_geometry(
         im, origin=tuple(o + 2e-4 for o in im.GetOrigin())))
     env = nnunet_env(tmp_path)
-    result = run_cli(["convert-synapse", tmp_path / "src", "-d", "18", "-np", "1"], env)
+    result = run_main(["convert-synapse", tmp_path / "src", "-d", "18", "-np", "1"], env)
     assert result.returncode == 0, result.stderr
     out = Path(env["nnUNet_raw"]) / "Dataset018_Synapse"
     for case_id in (1, 5, 6):
@@ -323,7 +326,7 @@ def test_uncompressed_nifti_and_tiny_header_differences_are_accepted(tmp_path: P
 def test_require_all_turns_missing_cases_into_an_error(tmp_path: Path) -> None:
     _small(tmp_path, "transunet")
     env = nnunet_env(tmp_path)
-    result = run_cli(["convert-synapse", tmp_path / "src", "-d", "22", "--require-all", "-np", "1"], env)
+    result = run_main(["convert-synapse", tmp_path / "src", "-d", "22", "--require-all", "-np", "1"], env)
     assert result.returncode == 2
     assert "missing" in result.stderr and "case0007" in result.stderr and "--require-all" in result.stderr
     assert leftovers(env) == []
@@ -333,7 +336,7 @@ def test_spacing_override_and_lists_beside_the_data(tmp_path: Path) -> None:
     _small(tmp_path, "transunet", lists="beside")
     assert (tmp_path / "src" / "train.txt").is_file()
     env = nnunet_env(tmp_path)
-    result = run_cli(
+    result = run_main(
         ["convert-synapse", tmp_path / "src", "-d", "23", "--format", "transunet", "--spacing", "0.5", "0.6", "2",
          "-np", "1"], env,
     )
@@ -348,7 +351,7 @@ def test_spacing_override_and_lists_beside_the_data(tmp_path: Path) -> None:
 def test_without_lists_a_warning_names_the_gap(tmp_path: Path) -> None:
     _small(tmp_path, "transunet", lists="none")
     env = nnunet_env(tmp_path)
-    result = run_cli(["convert-synapse", tmp_path / "src", "-d", "24", "-np", "1"], env)
+    result = run_main(["convert-synapse", tmp_path / "src", "-d", "24", "-np", "1"], env)
     assert result.returncode == 0, result.stderr
     assert "no TransUNet lists" in result.stderr
 
@@ -357,18 +360,18 @@ def test_overwrite_is_needed_to_replace_a_dataset(tmp_path: Path) -> None:
     _small(tmp_path, "btcv")
     env = nnunet_env(tmp_path)
     args = ["convert-synapse", tmp_path / "src", "-d", "25", "-np", "1"]
-    assert run_cli(args, env).returncode == 0
+    assert run_main(args, env).returncode == 0
     dest = Path(env["nnUNet_raw"]) / "Dataset025_Synapse"
     marker = dest / "marker.txt"
     marker.write_text("keep me")
 
-    refused = run_cli(args, env)
+    refused = run_main(args, env)
     assert refused.returncode == 2
     assert "already exists" in refused.stderr and "--overwrite" in refused.stderr and "Dataset025_Synapse" in refused.stderr
     assert marker.read_text() == "keep me"
     assert sorted(p.name for p in Path(env["nnUNet_raw"]).iterdir()) == ["Dataset025_Synapse"]
 
-    replaced = run_cli(args + ["--overwrite"], env)
+    replaced = run_main(args + ["--overwrite"], env)
     assert replaced.returncode == 0, replaced.stderr
     assert not marker.exists() and (dest / "dataset.json").is_file()
     assert sorted(p.name for p in Path(env["nnUNet_raw"]).iterdir()) == ["Dataset025_Synapse"]
@@ -380,7 +383,7 @@ def test_existing_splits_file_is_not_overwritten(tmp_path: Path) -> None:
     pre = Path(env["nnUNet_preprocessed"]) / "Dataset026_Synapse"
     pre.mkdir(parents=True)
     (pre / "splits_final.json").write_text("[]")
-    result = run_cli(["convert-synapse", tmp_path / "src", "-d", "26", "-np", "1"], env)
+    result = run_main(["convert-synapse", tmp_path / "src", "-d", "26", "-np", "1"], env)
     assert result.returncode == 2 and "splits_final.json already exists" in result.stderr
     assert (pre / "splits_final.json").read_text() == "[]"
     assert not (Path(env["nnUNet_raw"]) / "Dataset026_Synapse").exists()
@@ -391,7 +394,7 @@ def test_dataset_id_used_by_another_dataset(tmp_path: Path) -> None:
     env = nnunet_env(tmp_path)
     other = Path(env["nnUNet_raw"]) / "Dataset027_Other"
     other.mkdir(parents=True)
-    result = run_cli(["convert-synapse", tmp_path / "src", "-d", "27", "-np", "1"], env)
+    result = run_main(["convert-synapse", tmp_path / "src", "-d", "27", "-np", "1"], env)
     assert result.returncode == 2 and "Dataset027_Other" in result.stderr
     assert leftovers(env) == [other]
 
@@ -401,7 +404,7 @@ def test_unset_nnunet_paths_are_an_error(tmp_path: Path, unset: str) -> None:
     _small(tmp_path, "btcv")
     env = nnunet_env(tmp_path)
     del env[unset]
-    result = run_cli(["convert-synapse", tmp_path / "src", "-d", "28"], env)
+    result = run_main(["convert-synapse", tmp_path / "src", "-d", "28"], env)
     assert result.returncode == 2 and unset in result.stderr and "not set" in result.stderr
     assert not (tmp_path / "nnUNet_raw").exists() and not (tmp_path / "nnUNet_preprocessed").exists()
 
@@ -409,7 +412,7 @@ def test_unset_nnunet_paths_are_an_error(tmp_path: Path, unset: str) -> None:
 def test_spacing_is_refused_for_btcv(tmp_path: Path) -> None:
     _small(tmp_path, "btcv")
     env = nnunet_env(tmp_path)
-    result = run_cli(["convert-synapse", tmp_path / "src", "-d", "29", "--spacing", "1", "1", "1"], env)
+    result = run_main(["convert-synapse", tmp_path / "src", "-d", "29", "--spacing", "1", "1", "1"], env)
     assert result.returncode == 2 and "--spacing" in result.stderr and "BTCV" in result.stderr
     assert leftovers(env) == []
 
@@ -755,7 +758,7 @@ def test_bad_btcv_input(tmp_path: Path, name: str) -> None:
     env = nnunet_env(tmp_path)
     # Parallel workers for some cases: an error inside a worker process must surface the same way.
     workers = "2" if name in ("label_value_14", "truncated_image") else "1"
-    result = run_cli(["convert-synapse", tmp_path / "src", "-d", "40", "-np", workers], env)
+    result = run_main(["convert-synapse", tmp_path / "src", "-d", "40", "-np", workers], env)
     _assert_failed_cleanly(result, env, expected)
 
 
@@ -766,7 +769,7 @@ def test_bad_transunet_input(tmp_path: Path, name: str) -> None:
     mutate(tmp_path / "src")
     env = nnunet_env(tmp_path)
     workers = "2" if name in ("h5_label_value_13", "truncated_npz") else "1"
-    result = run_cli(["convert-synapse", tmp_path / "src", "-d", "41", "-np", workers], env)
+    result = run_main(["convert-synapse", tmp_path / "src", "-d", "41", "-np", workers], env)
     _assert_failed_cleanly(result, env, expected)
 
 
@@ -778,7 +781,7 @@ def test_empty_or_unrelated_source_folder(tmp_path: Path, content: str) -> None:
         (src / "notes.txt").write_text("hello")
         (src / "img").mkdir()
     env = nnunet_env(tmp_path)
-    result = run_cli(["convert-synapse", src, "-d", "42"], env)
+    result = run_main(["convert-synapse", src, "-d", "42"], env)
     _assert_failed_cleanly(result, env, ["no Synapse data found", str(src)])
 
 
@@ -805,6 +808,6 @@ def test_failure_in_a_late_case_removes_the_partial_dataset(tmp_path: Path) -> N
     _small(tmp_path, "btcv", cases=synapse.ALL_CASES)
     _truncate(_btcv_root(tmp_path / "src") / "img" / "img0040.nii.gz")
     env = nnunet_env(tmp_path)
-    result = run_cli(["convert-synapse", tmp_path / "src", "-d", "45", "-np", "1"], env)
+    result = run_main(["convert-synapse", tmp_path / "src", "-d", "45", "-np", "1"], env)
     _assert_failed_cleanly(result, env, ["case0040", "img0040.nii.gz"])
     assert "29/30" in result.stderr  # the progress bar got that far before the failure

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from nnunet_cli import run
 from nnunetv2_smaformer.errors import EvaluationError
 from nnunetv2_smaformer.evaluation import evaluate as ev
 from nnunetv2_smaformer.evaluation.metrics import case_metrics, dice, hd95, metric_percase
@@ -19,7 +20,6 @@ from nnunetv2_smaformer.evaluation.metrics import case_metrics, dice, hd95, metr
 sitk = pytest.importorskip("SimpleITK")
 binary = pytest.importorskip("medpy.metric.binary")
 
-SMAFORMER = Path(sys.executable).with_name("smaformer")
 TOL = 1e-6
 
 
@@ -65,9 +65,7 @@ def assert_close(actual: Tuple[float, float], expected: Tuple[float, float]) -> 
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(SMAFORMER), *args], capture_output=True, text=True, timeout=120
-    )
+    return run(["smaformer", *args], timeout=120, check=False)
 
 
 # ----------------------------------------------------------------------------- metric values

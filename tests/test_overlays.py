@@ -2,21 +2,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Tuple
 
 import numpy as np
 import pytest
 
+from nnunet_cli import run
 from nnunetv2_smaformer.errors import EvaluationError
 from nnunetv2_smaformer.evaluation.overlays import label_color, select_slices, write_overlays
 
 sitk = pytest.importorskip("SimpleITK")
 mpimg = pytest.importorskip("matplotlib.image")
 
-SMAFORMER = Path(sys.executable).with_name("smaformer")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -100,18 +98,12 @@ def test_overlay_cli(tmp_path: Path, volumes) -> None:
     dj = tmp_path / "dataset.json"
     dj.write_text(json.dumps({"labels": {"background": 0, "spleen": 1, "liver": 2}}))
     out = tmp_path / "cli"
-    proc = subprocess.run(
-        [str(SMAFORMER), "overlay", "--image", str(image), "--gt", str(gt), "--pred", str(pred),
-         "--auto", "1", "-o", str(out), "--dataset-json", str(dj)],
-        capture_output=True, text=True, timeout=120,
-    )
+    proc = run(["smaformer", "overlay", "--image", image, "--gt", gt, "--pred", pred,
+                "--auto", "1", "-o", out, "--dataset-json", dj], timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     pngs = sorted(out.glob("*.png"))
     assert [p.name for p in pngs] == ["case7_slice0003.png"]
     assert mpimg.imread(pngs[0]).shape[-1] in (3, 4)
-    proc = subprocess.run(
-        [str(SMAFORMER), "overlay", "--image", str(image), "--gt", str(gt), "--pred", str(pred),
-         "--slices", "99", "-o", str(out)],
-        capture_output=True, text=True, timeout=120,
-    )
+    proc = run(["smaformer", "overlay", "--image", image, "--gt", gt, "--pred", pred, "--slices", "99", "-o", out],
+               timeout=120, check=False)
     assert proc.returncode == 2 and "99" in proc.stderr
