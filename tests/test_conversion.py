@@ -32,13 +32,13 @@ from nnunetv2_smaformer.errors import ConversionError  # noqa: E402
 
 SIZE, SLICES, SEED = 32, 6, 3
 # The benchmark's BTCV -> 8-organ mapping, written out here so the tests do not trust the package's own table.
-SPEC_MAPPING = {8: 1, 4: 2, 3: 3, 2: 4, 6: 5, 11: 6, 1: 7, 7: 8}
+BENCHMARK_MAPPING = {8: 1, 4: 2, 3: 3, 2: 4, 6: 5, 11: 6, 1: 7, 7: 8}
 
 
 def spec_labels(btcv_label: np.ndarray) -> np.ndarray:
     """Benchmark labels (0-8) of a BTCV label array, by the mapping above."""
     out = np.zeros_like(btcv_label, dtype=np.uint8)
-    for src, dst in SPEC_MAPPING.items():
+    for src, dst in BENCHMARK_MAPPING.items():
         out[btcv_label == src] = dst
     return out
 SMALL_CASES = (1, 2, 5, 6)  # two test and two training cases of the TransUNet split
@@ -51,7 +51,7 @@ SMALL_CASES = (1, 2, 5, 6)  # two test and two training cases of the TransUNet s
 
 def test_label_mapping_and_split_follow_the_spec() -> None:
     lut = synapse.btcv_to_benchmark_lut()
-    assert {i: int(lut[i]) for i in range(14) if lut[i]} == SPEC_MAPPING
+    assert {i: int(lut[i]) for i in range(14) if lut[i]} == BENCHMARK_MAPPING
     assert [int(lut[i]) for i in (0, 5, 9, 10, 12, 13)] == [0] * 6
     assert synapse.nnunet_labels() == {
         "background": 0, "aorta": 1, "gallbladder": 2, "left_kidney": 3, "right_kidney": 4,

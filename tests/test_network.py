@@ -100,9 +100,24 @@ def test_any_channels_and_multiple_of_32_sizes(in_channels, num_classes, size):
 
 
 def test_window7_runs_without_input_padding():
+    # Window 7 does not tile the 64/32/16/8 feature maps of a 256 input. The authors padded the image to
+    # 280 (19.0 GMACs); here the encoder sees it as it is and only attention pads its windows.
+    torch.manual_seed(0)
     model = SMAFormerV2(in_channels=1, num_classes=2, window_size=7).eval()
-    with torch.no_grad():
-        assert model(torch.randn(1, 1, 256, 256)).shape == (1, 2, 256, 256)
+    first_attention = model.encoder.swin_blocks()[0].attn
+    assert first_attention.relative_position_bias_table.shape[0] == (2 * 7 - 1) ** 2
+    seen = {}
+
+    def record(module, args, out):  # returns None: the forward pass is left as it is
+        seen["input"], seen["features"] = tuple(args[0].shape), [tuple(f.shape[-2:]) for f in out]
+
+    model.encoder.register_forward_hook(record)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = model(torch.randn(1, 1, 256, 256))
+    assert out.shape == (1, 2, 256, 256) and torch.isfinite(out).all()
+    assert seen["input"] == (1, 3, 256, 256)
+    assert seen["features"] == [(64, 64), (32, 32), (16, 16), (8, 8)]
+    assert counter.get_total_flops() / 2e9 < 17.0
 
 
 @pytest.mark.parametrize("shape,match", [((1, 1, 100, 128), "multiples of 32"), ((1, 3, 64, 64), r"\[B, 1, H, W\]")])

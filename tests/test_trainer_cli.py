@@ -64,10 +64,21 @@ def test_predict_keeps_geometry(ct, smoke_model, tmp_path):
 
 
 def test_validation_only_reruns_validation(ct, smoke_model):
-    summary = smoke_model / "fold_0" / "validation" / "summary.json"
-    before = summary.stat().st_mtime_ns
+    fold = smoke_model / "fold_0"
+    summary = fold / "validation" / "summary.json"
+    before, before_mtime = json.loads(summary.read_text()), summary.stat().st_mtime_ns
+    checkpoint = (fold / "checkpoint_final.pth").read_bytes()
     run(["nnUNetv2_train", "501", "2d", "0", "-tr", SMOKE, "-device", "cpu", "--val"], ct)
-    assert summary.stat().st_mtime_ns > before
+    after = json.loads(summary.read_text())
+    assert summary.stat().st_mtime_ns > before_mtime
+    # Validated again on the fold's validation cases with the trained weights, which stay untouched:
+    # the same cases, the same metrics, the same checkpoint.
+    val_cases = json.loads((Path(ct["nnUNet_preprocessed"]) / "Dataset501_TinyCT" / "splits_final.json").read_text())[0]["val"]
+    assert sorted(Path(c["prediction_file"]).name for c in after["metric_per_case"]) == sorted(
+        f"{case}.nii.gz" for case in val_cases)
+    assert all((fold / "validation" / f"{case}.nii.gz").is_file() for case in val_cases)
+    assert after["foreground_mean"]["Dice"] == pytest.approx(before["foreground_mean"]["Dice"], abs=1e-6)
+    assert (fold / "checkpoint_final.pth").read_bytes() == checkpoint
 
 
 def test_export_install_predict_roundtrip(ct, smoke_model, tmp_path):

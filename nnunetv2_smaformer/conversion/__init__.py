@@ -1,8 +1,13 @@
 """Dataset conversion into nnU-Net v2's raw format: Synapse (BTCV) and a synthetic phantom.
 
-``convert_synapse`` (in :mod:`.converter`) is what ``smaformer convert-synapse`` runs;
-:mod:`.synapse` holds the benchmark facts (labels, mapping, split); :mod:`.phantom` writes
-synthetic data in either source layout. Submodules import their heavy dependencies lazily.
+* :mod:`.converter` - ``convert_synapse`` (``smaformer convert-synapse``): plan, build, publish.
+* :mod:`.sources` - which layout a folder holds; :mod:`.btcv` and :mod:`.transunet` - each layout's
+  scan, reading and conversion; :mod:`.cases` - what they share (one folder scan, label checks).
+* :mod:`.synapse` - conversion's additions to the benchmark facts of :mod:`nnunetv2_smaformer.synapse`
+  (re-exported there and here): label lookup, HU scaling, dataset.json.
+* :mod:`.phantom` - synthetic data in either source layout.
+
+Submodules import their heavy dependencies lazily.
 """
 from nnunetv2_smaformer.conversion.synapse import (
     ALL_CASES,
