@@ -2,6 +2,7 @@
 or ``smaformer`` in this process through its entry point; and the nnU-Net environment for both."""
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -62,8 +63,9 @@ def run(args: Sequence[str], env: Optional[Dict[str, str]] = None, timeout: int 
 
 def run_main(args: Sequence[object], env: Dict[str, str]) -> subprocess.CompletedProcess:
     """``smaformer ARGS`` in this process through ``nnunetv2_smaformer.cli.main.main``, with ``env`` as
-    the whole environment for the call. ``stderr`` holds the log lines as the console script writes
-    them; an exception other than the package's errors propagates (the test fails with it)."""
+    the whole environment for the call. ``stderr`` holds what the console script would write there
+    (log lines, progress bars); an exception other than the package's errors propagates (the test
+    fails with it)."""
     from nnunetv2_smaformer.cli.main import main
 
     stream = io.StringIO()
@@ -76,7 +78,8 @@ def run_main(args: Sequence[object], env: Dict[str, str]) -> subprocess.Complete
     os.environ.clear()
     os.environ.update(env)
     try:
-        code = main([str(arg) for arg in args])
+        with contextlib.redirect_stderr(stream):
+            code = main([str(arg) for arg in args])
     finally:
         os.environ.clear()
         os.environ.update(saved_environ)

@@ -750,27 +750,28 @@ def _assert_failed_cleanly(result: subprocess.CompletedProcess, env: Dict[str, s
     assert leftovers(env) == []  # no dataset, no temporary folder, no splits file
 
 
-@pytest.mark.parametrize("name", sorted(BTCV_ERRORS))
-def test_bad_btcv_input(tmp_path: Path, name: str) -> None:
-    mutate, expected = BTCV_ERRORS[name]
-    _small(tmp_path, "btcv")
+# Cases run with parallel workers: an error inside a worker process must surface the same way.
+_PARALLEL_ERRORS = ("label_value_14", "truncated_image", "h5_label_value_13", "truncated_npz")
+
+
+def _check_bad_input(tmp_path: Path, layout: str, name: str, errors: Dict[str, tuple], dataset_id: int) -> None:
+    mutate, expected = errors[name]
+    _small(tmp_path, layout)
     mutate(tmp_path / "src")
     env = nnunet_env(tmp_path)
-    # Parallel workers for some cases: an error inside a worker process must surface the same way.
-    workers = "2" if name in ("label_value_14", "truncated_image") else "1"
-    result = run_main(["convert-synapse", tmp_path / "src", "-d", "40", "-np", workers], env)
+    workers = "2" if name in _PARALLEL_ERRORS else "1"
+    result = run_main(["convert-synapse", tmp_path / "src", "-d", dataset_id, "-np", workers], env)
     _assert_failed_cleanly(result, env, expected)
+
+
+@pytest.mark.parametrize("name", sorted(BTCV_ERRORS))
+def test_bad_btcv_input(tmp_path: Path, name: str) -> None:
+    _check_bad_input(tmp_path, "btcv", name, BTCV_ERRORS, 40)
 
 
 @pytest.mark.parametrize("name", sorted(TRANSUNET_ERRORS))
 def test_bad_transunet_input(tmp_path: Path, name: str) -> None:
-    mutate, expected = TRANSUNET_ERRORS[name]
-    _small(tmp_path, "transunet")
-    mutate(tmp_path / "src")
-    env = nnunet_env(tmp_path)
-    workers = "2" if name in ("h5_label_value_13", "truncated_npz") else "1"
-    result = run_main(["convert-synapse", tmp_path / "src", "-d", "41", "-np", workers], env)
-    _assert_failed_cleanly(result, env, expected)
+    _check_bad_input(tmp_path, "transunet", name, TRANSUNET_ERRORS, 41)
 
 
 @pytest.mark.parametrize("content", ["nothing", "unrelated files"])

@@ -23,6 +23,7 @@ from nnunetv2_smaformer.conversion.cases import (
     Spacing,
     case_result,
     check_label_values,
+    first_root,
     scan_folder,
 )
 from nnunetv2_smaformer.conversion.synapse import FILE_ENDING, MAX_BTCV_LABEL, btcv_to_benchmark_lut, case_name
@@ -48,11 +49,7 @@ class BTCVCase:
 
 def find_root(src: Path) -> Optional[Path]:
     """The folder under ``src`` holding ``img/`` and ``label/``, or None."""
-    for rel in _ROOTS:
-        root = src / rel
-        if (root / "img").is_dir() and (root / "label").is_dir():
-            return root
-    return None
+    return first_root(src, _ROOTS, lambda root: (root / "img").is_dir() and (root / "label").is_dir())
 
 
 def scan(root: Path, lists_dir: Optional[Path] = None) -> Dict[int, BTCVCase]:

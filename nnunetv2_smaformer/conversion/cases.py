@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -46,6 +46,11 @@ class SourceFormat:
     check_spacing: Callable[[Optional[Tuple[float, ...]]], Spacing]
     convert_case: Callable[[object, Path, Path, Spacing], CaseResult]
     spacing_note: Callable[[Spacing], str]
+
+
+def first_root(src: Path, candidates: Sequence[str], holds_layout: Callable[[Path], bool]) -> Optional[Path]:
+    """The first of ``src / candidate`` that holds a layout, or None."""
+    return next((src / rel for rel in candidates if holds_layout(src / rel)), None)
 
 
 def visible_entries(folder: Path) -> List[Path]:

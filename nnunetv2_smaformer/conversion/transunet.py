@@ -15,7 +15,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from nnunetv2_smaformer.conversion.cases import (
     Spacing,
     case_result,
     check_label_values,
+    first_root,
     scan_folder,
 )
 from nnunetv2_smaformer.conversion.synapse import (
@@ -64,11 +65,7 @@ class TransUNetCase:
 
 def find_root(src: Path) -> Optional[Path]:
     """The folder under ``src`` holding ``train_npz/`` or ``test_vol_h5/``, or None."""
-    for rel in _ROOTS:
-        root = src / rel
-        if (root / "train_npz").is_dir() or (root / "test_vol_h5").is_dir():
-            return root
-    return None
+    return first_root(src, _ROOTS, lambda root: (root / "train_npz").is_dir() or (root / "test_vol_h5").is_dir())
 
 
 def find_list_dir(root: Path, lists_dir: Optional[Path] = None) -> Optional[Path]:
@@ -264,58 +261,56 @@ def _restore_hu(values: np.ndarray) -> np.ndarray:
     return hu
 
 
-def _load_npz_slice(path: Path, case_id: int) -> Tuple[np.ndarray, np.ndarray]:
-    """(image, label) of one ``train_npz`` slice, both (H, W)."""
-    # np.load takes any non-zip file for a pickle and then complains about pickles; say what is wrong.
-    if not zipfile.is_zipfile(path):
-        raise ConversionError(
-            f"{case_name(case_id)}: cannot read {path} (corrupt or truncated?): not an npz (zip) archive"
-        )
+_ENTRIES = ("image", "label")
+
+
+def _load_pair(path: Path, case_id: int, read: Callable[[Path], Tuple[List[str], Dict[str, np.ndarray]]],
+               read_errors: Tuple[type, ...], ndim: int, shape_text: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(image, label) of one file; ``read(path)`` gives the names of all its entries and the arrays
+    of ``image`` and ``label``. An unreadable file, a missing entry or shapes other than two equal
+    ``ndim``-D ones is a ConversionError."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            keys = set(data.files)
-            missing = [k for k in ("image", "label") if k not in keys]
-            if missing:
-                raise ConversionError(
-                    f"{case_name(case_id)}: {path} lacks {' and '.join(repr(k) for k in missing)} "
-                    f"(found keys {sorted(keys)})"
-                )
-            image, label = data["image"], data["label"]
-    except ConversionError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as err:
+        keys, arrays = read(path)
+    except read_errors as err:
         raise ConversionError(f"{case_name(case_id)}: cannot read {path} (corrupt or truncated?): {err}") from err
-    if image.ndim != 2 or label.shape != image.shape:
+    missing = [k for k in _ENTRIES if k not in arrays]
+    if missing:
+        raise ConversionError(
+            f"{case_name(case_id)}: {path} lacks {' and '.join(repr(k) for k in missing)} (found keys {sorted(keys)})"
+        )
+    image, label = arrays["image"], arrays["label"]
+    if image.ndim != ndim or label.shape != image.shape:
         raise ConversionError(
             f"{case_name(case_id)}: {path} has image shape {image.shape} and label shape {label.shape}; "
-            "expected two equal 2D shapes"
+            f"expected two equal {shape_text} shapes"
         )
     return image, label
+
+
+def _read_npz(path: Path) -> Tuple[List[str], Dict[str, np.ndarray]]:
+    # np.load takes any non-zip file for a pickle and then complains about pickles; say what is wrong.
+    if not zipfile.is_zipfile(path):
+        raise ValueError("not an npz (zip) archive")
+    with np.load(path, allow_pickle=False) as data:
+        return list(data.files), {key: data[key] for key in _ENTRIES if key in data.files}
+
+
+def _read_h5(path: Path) -> Tuple[List[str], Dict[str, np.ndarray]]:
+    import h5py
+
+    with h5py.File(path, "r") as data:
+        return list(data.keys()), {key: data[key][()] for key in _ENTRIES if key in data}
+
+
+def _load_npz_slice(path: Path, case_id: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(image, label) of one ``train_npz`` slice, both (H, W)."""
+    return _load_pair(path, case_id, _read_npz, (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError),
+                      2, "2D")
 
 
 def _load_h5_volume(path: Path, case_id: int) -> Tuple[np.ndarray, np.ndarray]:
     """(image, label) of one ``test_vol_h5`` volume, both (D, H, W)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as data:
-            missing = [k for k in ("image", "label") if k not in data]
-            if missing:
-                raise ConversionError(
-                    f"{case_name(case_id)}: {path} lacks dataset(s) {', '.join(repr(k) for k in missing)} "
-                    f"(found {sorted(data.keys())})"
-                )
-            image, label = data["image"][()], data["label"][()]
-    except ConversionError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ConversionError(f"{case_name(case_id)}: cannot read {path} (corrupt or truncated?): {err}") from err
-    if image.ndim != 3 or label.shape != image.shape:
-        raise ConversionError(
-            f"{case_name(case_id)}: {path} has image shape {image.shape} and label shape {label.shape}; "
-            "expected two equal D x H x W shapes"
-        )
-    return image, label
+    return _load_pair(path, case_id, _read_h5, (OSError, ValueError, KeyError, TypeError), 3, "D x H x W")
 
 
 def convert_case(case: TransUNetCase, images_dir: Path, labels_dir: Path, spacing: Spacing) -> CaseResult:
