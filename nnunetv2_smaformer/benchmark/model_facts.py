@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Dict, List, Union
 
 from nnunetv2_smaformer.benchmark.model_folder import ModelFolder, PathLike, read_json
-from nnunetv2_smaformer.benchmark.nnunet_bridge import quiet
+from nnunetv2_smaformer.benchmark.nnunet_bridge import (
+    build_trainer_network,
+    count_gmacs,
+    find_trainer_class,
+    input_output_channels,
+    patch_size,
+    quiet,
+)
 from nnunetv2_smaformer.errors import SMAFormerError
 
 logger = logging.getLogger(__name__)
@@ -80,13 +87,6 @@ def trained_network_facts(folder: ModelFolder, checkpoint: dict, trainer: str, c
     strictly, so the counted network is the trained one. GMACs: one forward pass of a
     ``[1, C, *patch_size]`` input from the model's plans (1 MAC = 2 FLOPs).
     """
-    from nnunetv2_smaformer.benchmark.nnunet_bridge import (
-        build_trainer_network,
-        count_gmacs,
-        find_trainer_class,
-        input_output_channels,
-        patch_size,
-    )
     from nnunetv2_smaformer.training.trainer import nnUNetTrainerSMAFormerV2
 
     plans = read_json(folder.plans_path, "plans file")
