@@ -115,7 +115,7 @@ def organ_table(results: Mapping[str, EvaluationResult]) -> List[str]:
                  *(f"{results[k].per_label[label][1]:.2f}" for k in keys)]
         lines.append("| " + " | ".join(cells) + " |")
     means = [*(f"**{100 * results[k].mean[0]:.2f}**" for k in keys), *(f"**{results[k].mean[1]:.2f}**" for k in keys)]
-    lines.append("| " + " | ".join(["", "**mean**", *means]) + " |")
+    lines.append("| | **mean** | " + " | ".join(means) + " |")
     return lines
 
 
