@@ -73,22 +73,23 @@ def test_label_mapping_and_split_follow_the_spec() -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _full_conversion(tmp_path_factory: pytest.TempPathFactory, layout: str, dataset_id: int) -> Dict[str, object]:
+    """All 30 phantom cases in ``layout`` converted by the console script."""
+    base = tmp_path_factory.mktemp(f"full_{layout}")
+    truth = make_phantom(base / "src", layout, size=SIZE, slices=SLICES, seed=SEED)
+    env = nnunet_env(base)
+    result = run_cli(["convert-synapse", base / "src", "-d", str(dataset_id), "-np", "2"], env)
+    return {"base": base, "truth": truth, "env": env, "result": result, "id": dataset_id}
+
+
 @pytest.fixture(scope="module")
 def full_btcv(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, object]:
-    base = tmp_path_factory.mktemp("full_btcv")
-    truth = make_phantom(base / "src", "btcv", size=SIZE, slices=SLICES, seed=SEED)
-    env = nnunet_env(base)
-    result = run_cli(["convert-synapse", base / "src", "-d", "11", "-np", "2"], env)
-    return {"base": base, "truth": truth, "env": env, "result": result, "id": 11}
+    return _full_conversion(tmp_path_factory, "btcv", 11)
 
 
 @pytest.fixture(scope="module")
 def full_transunet(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, object]:
-    base = tmp_path_factory.mktemp("full_transunet")
-    truth = make_phantom(base / "src", "transunet", size=SIZE, slices=SLICES, seed=SEED)
-    env = nnunet_env(base)
-    result = run_cli(["convert-synapse", base / "src", "-d", "12", "-np", "2"], env)
-    return {"base": base, "truth": truth, "env": env, "result": result, "id": 12}
+    return _full_conversion(tmp_path_factory, "transunet", 12)
 
 
 def _dataset_dir(run: Dict[str, object]) -> Path:
