@@ -167,7 +167,8 @@ def fetch_timm_weights(name: str = TIMM_PRETRAINED) -> SwinWeights:
     try:
         state = load_state_dict_from_hf(hub_id, weights_only=True)
     except LocalEntryNotFoundError as err:
-        mode = "downloading is switched off (HF_HUB_OFFLINE=1)" if hf_constants.is_offline_mode() else "the download failed"
+        offline = hf_constants.is_offline_mode()
+        mode = "downloading is switched off (HF_HUB_OFFLINE=1)" if offline else "the download failed"
         raise PretrainedWeightsError(
             f"timm's ImageNet Swin-T weights ({name}, Hugging Face hub {hub_id}) are not in the Hugging Face "
             f"cache ({hf_constants.HF_HUB_CACHE}) and {mode}. {_two_ways()}."
