@@ -123,6 +123,16 @@ def test_finetune_on_nine_labels_from_four(finetuned):
     assert drift < 0.02
 
 
+def _predict(env, image: Path, out: Path) -> np.ndarray:
+    """nnUNetv2_predict of Dataset501's smoke model for one image; the segmentation as an array."""
+    inputs = out.with_name(out.name + "_in")
+    inputs.mkdir()
+    (inputs / image.name).symlink_to(image)
+    run(["nnUNetv2_predict", "-i", inputs, "-o", out, "-d", "501", "-c", "2d", "-f", "0", "-tr", SMOKE,
+         "-device", "cpu"], env)
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(out / image.name.replace("_0000", ""))))
+
+
 def test_old_checkpoint_predicts_and_continues(ct, smoke_model, tmp_path):
     """A model folder whose checkpoint has the names from before ``seg_layers``: predict and --c still work."""
     results = tmp_path / "results"
@@ -134,16 +144,8 @@ def test_old_checkpoint_predicts_and_continues(ct, smoke_model, tmp_path):
     torch.save(checkpoint, old / "fold_0" / "checkpoint_final.pth")
     old_env = {**ct, "nnUNet_results": str(results)}
 
-    images = tmp_path / "in"
-    images.mkdir()
-    (images / "case_003_0000.nii.gz").symlink_to(
-        Path(ct["nnUNet_raw"]) / "Dataset501_TinyCT" / "imagesTr" / "case_003_0000.nii.gz")
-    predict = ["nnUNetv2_predict", "-i", images, "-d", "501", "-c", "2d", "-f", "0", "-tr", SMOKE, "-device", "cpu"]
-    run([*predict, "-o", tmp_path / "new"], ct)
-    run([*predict, "-o", tmp_path / "old"], old_env)
-    new_seg, old_seg = (sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / d / "case_003.nii.gz")))
-                        for d in ("new", "old"))
-    assert np.array_equal(new_seg, old_seg)
+    case = Path(ct["nnUNet_raw"]) / "Dataset501_TinyCT" / "imagesTr" / "case_003_0000.nii.gz"
+    assert np.array_equal(_predict(ct, case, tmp_path / "new"), _predict(old_env, case, tmp_path / "old"))
 
     run(["nnUNetv2_train", "501", "2d", "0", "-tr", SMOKE, "-device", "cpu", "--c"], old_env)
     resaved = torch.load(old / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
