@@ -14,6 +14,11 @@ setup(
         # dynamic-network-architectures (an nnU-Net dependency) bounds timm; stay inside it.
         "timm>=1.0,<1.0.23",
         "nnunetv2>=2.8.1",
+        # Imported directly (all three also come with nnunetv2 / timm): the network's base class, timm's
+        # pretrained weights through the Hugging Face cache, and .safetensors weight files.
+        "dynamic-network-architectures",
+        "huggingface_hub",
+        "safetensors",
         "numpy",
         "scipy",
         "SimpleITK",

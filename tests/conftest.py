@@ -54,3 +54,49 @@ def smoke_model(ct) -> Path:
 
     run(["nnUNetv2_train", "501", "2d", "0", "-tr", SMOKE, "-device", "cpu"], ct)
     return model_folder(ct, "Dataset501_TinyCT", SMOKE)
+
+
+@pytest.fixture(scope="session")
+def hf_home(tmp_path_factory):
+    """A Hugging Face home whose hub cache holds timm's ``swin_tiny_patch4_window7_224.ms_in1k`` in the hub's
+    layout, from a randomly initialised timm Swin-T (seed 0). Returns ``(HF_HOME, state dict written)``."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    state = {k: v.contiguous() for k, v in timm.create_model("swin_tiny_patch4_window7_224").state_dict().items()}
+    home = tmp_path_factory.mktemp("hf_home")
+    repo = home / "hub" / "models--timm--swin_tiny_patch4_window7_224.ms_in1k"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "snapshots" / revision).mkdir(parents=True)
+    save_file(state, str(repo / "snapshots" / revision / "model.safetensors"))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    return home, state
+
+
+@pytest.fixture(scope="session")
+def finetuned(tmp_path_factory, hf_home):
+    """Pre-training on Dataset511_Four (4 foreground labels), then fine-tuning on Dataset512_Nine (9 labels)
+    with nnU-Net's -pretrained_weights (and --npz), both with the ImageNet smoke trainer.
+
+    The pre-training takes ImageNet weights from the test Hugging Face cache; the fine-tuning sees an empty
+    cache (offline), so any ImageNet initialisation there would stop it. Returns the environment, the
+    source checkpoint and the fine-tuning's stdout.
+    """
+    from nnunet_cli import model_folder, nnunet_env, run
+    from synthetic import write_dataset
+
+    trainer = "nnUNetTrainerSMAFormerV2_smokeImageNet"
+    env = nnunet_env(tmp_path_factory.mktemp("nnunet_finetune"))
+    write_dataset(Path(env["nnUNet_raw"]), 511, "Four", num_cases=5, num_labels=4, seed=2)
+    write_dataset(Path(env["nnUNet_raw"]), 512, "Nine", num_cases=5, num_labels=9, seed=3)
+    run(["nnUNetv2_plan_and_preprocess", "-d", "511", "512", "-c", "2d", "-np", "1", "--verify_dataset_integrity"],
+        env)
+    run(["nnUNetv2_train", "511", "2d", "0", "-tr", trainer, "-device", "cpu"], {**env, "HF_HOME": str(hf_home[0])})
+    source = model_folder(env, "Dataset511_Four", trainer) / "fold_0" / "checkpoint_final.pth"
+    env["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home_empty"))
+    result = run(["nnUNetv2_train", "512", "2d", "0", "-tr", trainer, "-device", "cpu", "--npz",
+                  "-pretrained_weights", source], env)
+    return {"env": env, "source": source, "finetune_stdout": result.stdout}

@@ -44,6 +44,7 @@ def nnunet_env(root: Path, create: bool = True) -> Dict[str, str]:
     env["nnUNet_n_proc_DA"] = "1"
     env["nnUNet_def_n_proc"] = "1"
     env.pop("SMAFORMER_SWIN_WEIGHTS", None)
+    env["HF_HUB_OFFLINE"] = "1"  # timm's pretrained weights come from the Hugging Face cache only, never the network
     return env
 
 

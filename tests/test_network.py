@@ -59,7 +59,7 @@ def test_parameter_counts_per_part_match_original():
 
 def test_plain_head_without_edge_enhancement():
     model = SMAFormerV2(in_channels=1, num_classes=4, use_edge_enhancement=False)
-    assert isinstance(model.decoder.head, torch.nn.Conv2d)
+    assert isinstance(model.decoder.head.seg_layers, torch.nn.Conv2d)
     assert model.parameter_counts()["head"] == 96 * 4 + 4
 
 

@@ -1,4 +1,7 @@
-"""Loading the official Swin-T checkpoint layout into the encoder."""
+"""Loading the official Swin-T checkpoint layout into the encoder.
+
+Networks use the checkpoint's window 7 unless a test is about resizing the bias tables for window 8.
+"""
 from __future__ import annotations
 
 import logging
@@ -52,17 +55,17 @@ def test_full_coverage_and_values(official_checkpoint, official_state_dict, wind
 
 
 def test_patch_merging_is_remapped(official_checkpoint, official_state_dict):
-    model = SMAFormerV2(in_channels=1, num_classes=2)
+    model = SMAFormerV2(in_channels=1, num_classes=2, window_size=7)
     model.load_pretrained(official_checkpoint)
     merged = model.encoder.swin.layers[1].downsample.reduction.weight
     assert torch.equal(merged, official_state_dict["layers.0.downsample.reduction.weight"])
 
 
 def test_timm_layout_checkpoint_also_loads(tmp_path):
-    source = SMAFormerV2(in_channels=1, num_classes=2)
+    source = SMAFormerV2(in_channels=1, num_classes=2, window_size=7)
     path = tmp_path / "timm_layout.pth"
     torch.save(source.encoder.swin.state_dict(), path)
-    target = SMAFormerV2(in_channels=1, num_classes=2)
+    target = SMAFormerV2(in_channels=1, num_classes=2, window_size=7)
     report = target.load_pretrained(path)
     assert report.coverage == 1.0 and report.resized_keys == []
     for (name, a), b in zip(source.encoder.swin.state_dict().items(), target.encoder.swin.state_dict().values()):
@@ -75,7 +78,7 @@ def test_unexpected_tensors_are_reported(tmp_path, official_state_dict, caplog):
     path = tmp_path / "extra.pth"
     torch.save({"model": state}, path)
     with caplog.at_level(logging.WARNING):
-        report = SMAFormerV2(in_channels=1, num_classes=2).load_pretrained(path)
+        report = SMAFormerV2(in_channels=1, num_classes=2, window_size=7).load_pretrained(path)
     assert report.unexpected_keys == ["ema.decay"]
     assert report.coverage == 1.0
     assert "ema.decay" in caplog.text and "ema.decay" in str(report)
@@ -85,7 +88,7 @@ def test_missing_tensors_fail_unless_allowed(tmp_path, official_state_dict):
     state = {k: v for k, v in official_state_dict.items() if not k.startswith("layers.2.blocks.5.mlp.")}
     path = tmp_path / "partial.pth"
     torch.save({"model": state}, path)
-    model = SMAFormerV2(in_channels=1, num_classes=2)
+    model = SMAFormerV2(in_channels=1, num_classes=2, window_size=7)
     with pytest.raises(PretrainedWeightsError, match=r"partial\.pth covers only .*layers\.2\.blocks\.5\.mlp"):
         model.load_pretrained(path)
     report = model.load_pretrained(path, min_coverage=0.9)
@@ -102,7 +105,7 @@ def test_wrong_shapes_raise(tmp_path, official_state_dict):
     path = tmp_path / "swin_b_like.pth"
     torch.save({"model": state}, path)
     with pytest.raises(PretrainedWeightsError, match=r"swin_b_like\.pth is not a Swin-T .*patch_embed\.proj\.weight"):
-        SMAFormerV2(in_channels=1, num_classes=2).load_pretrained(path)
+        SMAFormerV2(in_channels=1, num_classes=2, window_size=7).load_pretrained(path)
 
 
 def test_deeper_swin_raises(tmp_path, official_state_dict):
@@ -111,7 +114,7 @@ def test_deeper_swin_raises(tmp_path, official_state_dict):
     path = tmp_path / "swin_s_like.pth"
     torch.save({"model": state}, path)
     with pytest.raises(PretrainedWeightsError, match="layers.2.blocks.6.norm1.weight"):
-        SMAFormerV2(in_channels=1, num_classes=2).load_pretrained(path)
+        SMAFormerV2(in_channels=1, num_classes=2, window_size=7).load_pretrained(path)
 
 
 class _Payload:
@@ -134,7 +137,7 @@ class _Payload:
 def test_bad_files_raise_and_name_the_file(tmp_path, writer, match, capsys):
     path = tmp_path / "bad.pth"
     writer(path)
-    model = SMAFormerV2(in_channels=1, num_classes=2)
+    model = SMAFormerV2(in_channels=1, num_classes=2, window_size=7)
     before = {k: v.clone() for k, v in model.encoder.swin.state_dict().items()}
     with pytest.raises(PretrainedWeightsError, match=match) as info:
         model.load_pretrained(path)
@@ -148,10 +151,10 @@ def test_truncated_checkpoint_raises(tmp_path, official_checkpoint):
     path = tmp_path / "truncated.pth"
     path.write_bytes(official_checkpoint.read_bytes()[: 5_000_000])
     with pytest.raises(PretrainedWeightsError, match=r"truncated\.pth is corrupt"):
-        SMAFormerV2(in_channels=1, num_classes=2).load_pretrained(path)
+        SMAFormerV2(in_channels=1, num_classes=2, window_size=7).load_pretrained(path)
 
 
 def test_missing_file_names_the_download(tmp_path):
     with pytest.raises(PretrainedWeightsError, match="does not exist") as info:
-        SMAFormerV2(in_channels=1, num_classes=2).load_pretrained(tmp_path / "nope.pth")
+        SMAFormerV2(in_channels=1, num_classes=2, window_size=7).load_pretrained(tmp_path / "nope.pth")
     assert OFFICIAL_URL in str(info.value)

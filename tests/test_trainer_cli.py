@@ -142,7 +142,7 @@ def test_resume_after_interruption(ct, official_checkpoint):
 
 @pytest.mark.parametrize("weights", [None, "missing.pth"])
 def test_missing_imagenet_weights_explain_what_to_do(ct, weights, tmp_path):
-    env = dict(ct)
+    env = {**ct, "HF_HOME": str(tmp_path / "empty_hf_home")}  # offline (nnunet_env) with no cached timm weights
     if weights:
         env["SMAFORMER_SWIN_WEIGHTS"] = str(tmp_path / weights)
     result = run(["nnUNetv2_train", "501", "2d", "1", "-tr", "nnUNetTrainerSMAFormerV2", "-device", "cpu"],
@@ -152,6 +152,7 @@ def test_missing_imagenet_weights_explain_what_to_do(ct, weights, tmp_path):
     assert "SMAFORMER_SWIN_WEIGHTS" in message and OFFICIAL_URL in message
     assert "nnUNetTrainerSMAFormerV2_noPretrain" in message
     assert ("no such file" in message) == bool(weights)
+    assert ("HF_HUB_OFFLINE=1" in message) == (not weights)
 
 
 def test_3d_configuration_is_refused(ct):

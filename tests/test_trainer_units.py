@@ -46,7 +46,7 @@ def test_build_network_architecture_signatures(args, kwargs):
 
 def test_variant_network_kwargs():
     network = nnUNetTrainerSMAFormerV2_noEdge.build_network_architecture(None, None, 1, 3, True)
-    assert isinstance(network.decoder.head, torch.nn.Conv2d)
+    assert isinstance(network.decoder.head.seg_layers, torch.nn.Conv2d)
 
 
 def test_deep_supervision_scales_match_network_outputs():

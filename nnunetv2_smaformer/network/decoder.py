@@ -10,6 +10,33 @@ from torch import nn
 from nnunetv2_smaformer.network.attention import SMA
 
 
+class SegmentationLayer(nn.Module):
+    """1x1 conv from features to class logits: ``[B, C, H, W] -> [B, num_classes, H, W]``.
+
+    The conv is registered as ``seg_layers``, nnU-Net's name for the layers that output logits: nnU-Net's
+    ``-pretrained_weights`` loader skips keys containing ``.seg_layers.``, so fine-tuning on another label
+    set re-initialises these and transfers everything else. Checkpoints written before the conv had this
+    name (``<prefix>.weight`` / ``<prefix>.bias``) still load: the keys are renamed on loading.
+    """
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.seg_layers = nn.Conv2d(channels, num_classes, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.seg_layers(x)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        # Torch hands the children the same dict afterwards, so renaming here reaches the conv.
+        for name in ("weight", "bias"):
+            old, new = f"{prefix}{name}", f"{prefix}seg_layers.{name}"
+            if old in state_dict and new not in state_dict:
+                state_dict[new] = state_dict.pop(old)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+
 class EMLP(nn.Module):
     """Enhanced MLP: ``Linear C->rC, GELU, depthwise 3x3, pointwise 1x1, GELU, Linear rC->C``.
 
@@ -121,7 +148,7 @@ class EdgeEnhancementHead(nn.Module):
             nn.BatchNorm2d(channels),
             nn.ReLU(inplace=True),
         )
-        self.classifier = nn.Conv2d(channels, num_classes, kernel_size=1)
+        self.classifier = SegmentationLayer(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.fuse(torch.cat((x, self.edge(x)), dim=1)))
@@ -172,10 +199,10 @@ class SMAFormerDecoder(nn.Module):
         self.head = (
             EdgeEnhancementHead(channels[0], num_classes)
             if use_edge_enhancement
-            else nn.Conv2d(channels[0], num_classes, kernel_size=1)
+            else SegmentationLayer(channels[0], num_classes)
         )
         # Auxiliary heads at strides 4, 8, 16 (the decoder stage outputs, shallowest first).
-        self.ds_heads = nn.ModuleList(nn.Conv2d(c, num_classes, kernel_size=1) for c in channels[:num_stages])
+        self.ds_heads = nn.ModuleList(SegmentationLayer(c, num_classes) for c in channels[:num_stages])
 
     def forward(self, features: Sequence[torch.Tensor]) -> Union[torch.Tensor, List[torch.Tensor]]:
         """``features``: F1..F4 (NCHW, strides 4..32). Returns logits ``[B, K, H, W]`` or a list of them."""

@@ -3,27 +3,34 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from os import PathLike
-from typing import TYPE_CHECKING, Dict, List, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Union
 
 import torch
+from dynamic_network_architectures.architectures.abstract_arch import AbstractDynamicNetworkArchitectures
 from torch import nn
 
 from nnunetv2_smaformer.network.decoder import SMAFormerDecoder
 from nnunetv2_smaformer.network.encoder import InputProjection, SMASwinEncoder
 
 if TYPE_CHECKING:
-    from nnunetv2_smaformer.pretrained.swin import LoadReport
+    from nnunetv2_smaformer.pretrained.swin import LoadReport, SwinWeights
 
 # Total stride of the encoder; input sides must be multiples of it.
 ENCODER_STRIDE = 32
 
 
-class SMAFormerV2(nn.Module):
+class SMAFormerV2(AbstractDynamicNetworkArchitectures):
     """SMAFormerV2 for 2D segmentation.
 
     Input ``[B, in_channels, H, W]`` with H and W multiples of 32. Output logits
     ``[B, num_classes, H, W]``; with deep supervision a list of logits at full, 1/4, 1/8 and
     1/16 resolution.
+
+    dynamic-network-architectures' contract, read by nnU-Net-side pre-training and fine-tuning tools:
+    ``key_to_encoder`` is the Swin encoder with its SMA modules, ``key_to_stem`` and
+    ``keys_to_in_proj`` the input projection, the only weights that depend on the input channels.
+    Every layer that outputs class logits has ``.seg_layers.`` in its state-dict keys, so nnU-Net's
+    ``-pretrained_weights`` loader re-initialises exactly those when the label set changes.
 
     Args:
         in_channels: Input channels (1 for CT, any number works).
@@ -52,6 +59,9 @@ class SMAFormerV2(nn.Module):
             raise ValueError(f"in_channels and num_classes must be >= 1, got {in_channels} and {num_classes}")
         if img_size % ENCODER_STRIDE:
             raise ValueError(f"img_size must be a multiple of {ENCODER_STRIDE}, got {img_size}")
+        self.key_to_encoder = "encoder"
+        self.key_to_stem = "input_proj"
+        self.keys_to_in_proj = ("input_proj.conv",)
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.window_size = window_size
@@ -79,11 +89,21 @@ class SMAFormerV2(nn.Module):
             )
         return self.decoder(self.encoder(self.input_proj(x)))
 
-    def load_pretrained(self, path: Union[str, PathLike], min_coverage: float = 1.0) -> "LoadReport":
-        """Load an official ImageNet Swin-T checkpoint into the encoder; see :mod:`nnunetv2_smaformer.pretrained`."""
-        from nnunetv2_smaformer.pretrained.swin import load_swin_checkpoint
+    def load_pretrained(
+        self, path: Optional[Union[str, PathLike, "SwinWeights"]] = None, min_coverage: float = 1.0
+    ) -> "LoadReport":
+        """Load ImageNet Swin-T weights into the encoder; see :mod:`nnunetv2_smaformer.pretrained`.
 
-        return load_swin_checkpoint(self.encoder.swin, path, min_coverage=min_coverage)
+        Args:
+            path: A Swin-T file (official ``.pth`` or timm's ``.safetensors`` / ``.pth``), weights already
+                read (:class:`~nnunetv2_smaformer.pretrained.SwinWeights`), or None for timm's pretrained
+                ``swin_tiny_patch4_window7_224.ms_in1k`` from the Hugging Face cache (downloaded once).
+            min_coverage: Fail unless at least this fraction of the encoder's parameters is loaded.
+        """
+        from nnunetv2_smaformer.pretrained.swin import SwinWeights, load_swin_weights, swin_weights
+
+        weights = path if isinstance(path, SwinWeights) else swin_weights(path)
+        return load_swin_weights(self.encoder.swin, weights, min_coverage=min_coverage)
 
     def parameter_groups(self) -> Dict[str, nn.Module]:
         """The model's parts, in forward order; every parameter belongs to exactly one."""

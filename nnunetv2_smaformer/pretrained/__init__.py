@@ -1,10 +1,28 @@
-"""Pretrained-weight loading (official ImageNet Swin-T checkpoint -> SMAFormerV2 encoder)."""
+"""ImageNet Swin-T weights for the encoder: timm's pretrained weights (Hugging Face cache) or a local file."""
 from nnunetv2_smaformer.pretrained.swin import (
     OFFICIAL_FILENAME,
     OFFICIAL_URL,
+    PRETRAINED_ENV,
+    TIMM_PRETRAINED,
     LoadReport,
+    SwinWeights,
+    fetch_timm_weights,
     load_swin_checkpoint,
+    load_swin_weights,
     read_checkpoint,
+    swin_weights,
 )
 
-__all__ = ["OFFICIAL_FILENAME", "OFFICIAL_URL", "LoadReport", "load_swin_checkpoint", "read_checkpoint"]
+__all__ = [
+    "OFFICIAL_FILENAME",
+    "OFFICIAL_URL",
+    "PRETRAINED_ENV",
+    "TIMM_PRETRAINED",
+    "LoadReport",
+    "SwinWeights",
+    "fetch_timm_weights",
+    "load_swin_checkpoint",
+    "load_swin_weights",
+    "read_checkpoint",
+    "swin_weights",
+]

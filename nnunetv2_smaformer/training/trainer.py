@@ -10,8 +10,10 @@ loss with deep supervision, sliding-window inference and 3D validation, AMP, com
   nnU-Net caps it for small datasets (at most 5 % of the dataset's voxels), at least 2;
 * optimisation of the original: AdamW, lr 3e-4, cosine annealing after a short linear warm-up
   (2 % of the epochs), gradient clipping at 1.0;
-* ImageNet Swin-T weights from the file named by ``$SMAFORMER_SWIN_WEIGHTS``, loaded when a
-  training starts from scratch; the load report goes to the training log.
+* ImageNet Swin-T weights, loaded when a training starts from scratch (not after ``--c``/``--val``
+  nor over nnU-Net's ``-pretrained_weights``): the file named by ``$SMAFORMER_SWIN_WEIGHTS``, or else
+  timm's pretrained ``swin_tiny_patch4_window7_224.ms_in1k`` from the Hugging Face cache; the load
+  report goes to the training log.
 """
 from __future__ import annotations
 
@@ -30,10 +32,16 @@ from torch.nn.parallel import DistributedDataParallel
 
 from nnunetv2_smaformer.errors import PretrainedWeightsError
 from nnunetv2_smaformer.network.smaformer import SMAFormerV2
-from nnunetv2_smaformer.pretrained.swin import OFFICIAL_FILENAME, OFFICIAL_URL
+from nnunetv2_smaformer.pretrained.swin import (
+    OFFICIAL_FILENAME,
+    OFFICIAL_URL,
+    PRETRAINED_ENV,
+    SwinWeights,
+    fetch_timm_weights,
+    swin_weights,
+)
 from nnunetv2_smaformer.training.lr_scheduler import WarmupCosineLRScheduler
 
-PRETRAINED_ENV = "SMAFORMER_SWIN_WEIGHTS"
 PATCH_SIZE: Tuple[int, int] = (256, 256)
 # Network outputs: full resolution, then the decoder stages at strides 4, 8, 16.
 DEEP_SUPERVISION_SCALES: Tuple[Tuple[float, float], ...] = ((1.0, 1.0), (0.25, 0.25), (0.125, 0.125), (0.0625, 0.0625))
@@ -107,7 +115,7 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
     network_kwargs: ClassVar[Dict[str, Any]] = {}
     #: Training patch, written into the plans; the seed's 256x256.
     training_patch_size: ClassVar[Tuple[int, int]] = PATCH_SIZE
-    #: Initialise the encoder from ImageNet Swin-T (``$SMAFORMER_SWIN_WEIGHTS``).
+    #: Initialise the encoder from ImageNet Swin-T (``$SMAFORMER_SWIN_WEIGHTS`` or timm's pretrained weights).
     use_pretrained: ClassVar[bool] = True
     #: The original's batch size, before nnU-Net's small-dataset cap.
     max_batch_size: ClassVar[int] = 28
@@ -215,30 +223,42 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
         super().load_checkpoint(filename_or_checkpoint)
         self._weights_restored = True
 
-    def pretrained_weights_path(self) -> Path:
-        """The ImageNet Swin-T file from ``$SMAFORMER_SWIN_WEIGHTS``; a clear error when it is unusable."""
+    def imagenet_weights(self) -> SwinWeights:
+        """ImageNet Swin-T weights, read into memory: the file named by ``$SMAFORMER_SWIN_WEIGHTS`` or, when
+        the variable is unset, timm's pretrained weights from the Hugging Face cache (downloaded once).
+        A clear error when neither is usable."""
         value = os.environ.get(PRETRAINED_ENV, "").strip()
-        hint = (
-            f"Download {OFFICIAL_FILENAME} from {OFFICIAL_URL} and set {PRETRAINED_ENV}=/path/to/{OFFICIAL_FILENAME}, "
+        no_pretrain = (
             f"or train without ImageNet initialisation with a _noPretrain variant "
             f"(e.g. -tr nnUNetTrainerSMAFormerV2_noPretrain)"
         )
         if not value:
-            raise PretrainedWeightsError(
-                f"{type(self).__name__} initialises its Swin-T encoder from ImageNet weights, but "
-                f"{PRETRAINED_ENV} is not set. {hint}"
-            )
+            try:
+                return fetch_timm_weights()
+            except PretrainedWeightsError as err:
+                raise PretrainedWeightsError(
+                    f"{type(self).__name__} initialises its Swin-T encoder from ImageNet weights and "
+                    f"{PRETRAINED_ENV} is not set: {err} Or {no_pretrain}."
+                ) from err
         path = Path(value).expanduser()
         if not path.is_file():
-            raise PretrainedWeightsError(f"{PRETRAINED_ENV}={value}: no such file. {hint}")
-        return path
+            raise PretrainedWeightsError(
+                f"{PRETRAINED_ENV}={value}: no such file. Download {OFFICIAL_FILENAME} from {OFFICIAL_URL} and set "
+                f"{PRETRAINED_ENV}=/path/to/{OFFICIAL_FILENAME}, unset it to use timm's pretrained weights "
+                f"from the Hugging Face cache, {no_pretrain}."
+            )
+        return swin_weights(path)
+
+    def imagenet_initialisation_due(self) -> bool:
+        """Whether on_train_start loads ImageNet weights: only for a fresh training. --c and --val restored
+        weights from a checkpoint, and a trainer that was initialised before training started got nnU-Net's
+        -pretrained_weights (nnUNetv2_train initialises it to load them); those weights must win."""
+        return self.use_pretrained and not self._weights_restored and not self.was_initialized
 
     def on_train_start(self) -> None:
-        # Fresh training only: --c and --val restored weights from a checkpoint, and a trainer that was
-        # initialised before training started got nnU-Net's -pretrained_weights, which must win.
-        load_imagenet = self.use_pretrained and not self._weights_restored and not self.was_initialized
-        path = self.pretrained_weights_path() if load_imagenet else None  # fail before workers start
+        # Read (or download) the weights before nnU-Net starts its data-loader workers: errors come first.
+        weights = self.imagenet_weights() if self.imagenet_initialisation_due() else None
         super().on_train_start()
-        if path is not None:
-            report = unwrap_network(self.network).load_pretrained(path)
+        if weights is not None:
+            report = unwrap_network(self.network).load_pretrained(weights)
             self.print_to_log_file(f"ImageNet initialisation of the encoder:\n{report}")

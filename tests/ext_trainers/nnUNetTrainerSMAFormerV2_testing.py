@@ -17,3 +17,9 @@ class nnUNetTrainerSMAFormerV2_resumeTest(nnUNetTrainerSMAFormerV2_smoke):
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.save_every = 1
+
+
+class nnUNetTrainerSMAFormerV2_smokeImageNet(nnUNetTrainerSMAFormerV2_smoke):
+    """The smoke budget with ImageNet initialisation on (from $SMAFORMER_SWIN_WEIGHTS or timm's cached weights)."""
+
+    use_pretrained = True
