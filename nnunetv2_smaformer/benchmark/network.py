@@ -96,6 +96,32 @@ def _targets(outputs: List[torch.Tensor], num_classes: int, generator: torch.Gen
     return targets
 
 
+@dataclass
+class BenchmarkSettings:
+    """What ``smaformer benchmark-network`` measures.
+
+    Args:
+        in_channels: Input channels of SMAFormerV2 as nnU-Net trains it (1 for CT).
+        baseline: Also time the window-7 configuration with timm's unfused attention.
+        compile_model: Also time SMAFormerV2 under ``torch.compile``.
+        reference: The authors' ``SMAFormerV2.py``; its network is timed next to ours.
+        reference_windows: One reference configuration per Swin window (7 is its default).
+    """
+
+    batch_size: int = 2
+    img_size: int = 256
+    in_channels: int = 1
+    num_classes: int = 9
+    steps: int = 5
+    warmup: int = 2
+    device: torch.device = torch.device("cpu")
+    amp_dtype: Optional[torch.dtype] = None
+    compile_model: bool = False
+    baseline: bool = True
+    reference: Optional[Path] = None
+    reference_windows: Sequence[int] = (7,)
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     """One network to time and how it is trained.
@@ -119,19 +145,19 @@ class NetworkConfig:
 class _Runner:
     """A built network with its optimiser, random batch, loss and targets; runs one timed step at a time."""
 
-    def __init__(self, config: NetworkConfig, num_classes: int, batch_size: int, img_size: int,
-                 device: torch.device, amp_dtype: Optional[torch.dtype]) -> None:
+    def __init__(self, config: NetworkConfig, settings: BenchmarkSettings) -> None:
         torch.manual_seed(0)
         self.config = config
-        self.device = device
-        self.num_classes = num_classes
+        self.device = device = settings.device
+        self.num_classes = settings.num_classes
+        batch_size, img_size = settings.batch_size, settings.img_size
         self.model = config.build().to(device)
         self.runner: nn.Module = torch.compile(self.model) if config.compile_model else self.model
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=3e-4)
         self.generator = torch.Generator().manual_seed(0)
         self.data = torch.randn(batch_size, config.in_channels, img_size, img_size,
                                 generator=self.generator).to(device)
-        self.autocast = amp_dtype
+        self.autocast = settings.amp_dtype
         self.loss_fn: Optional[nn.Module] = None
         self.targets: Optional[List[torch.Tensor]] = None
         self.result = Measurement(name=config.name, parameters=sum(p.numel() for p in self.model.parameters()),
@@ -186,32 +212,24 @@ class _Runner:
             self.result.inference_batch_s.append(elapsed)
 
 
-def measure_interleaved(
-    configs: Sequence[NetworkConfig],
-    num_classes: int,
-    batch_size: int = 2,
-    img_size: int = 256,
-    steps: int = 5,
-    warmup: int = 2,
-    device: torch.device = torch.device("cpu"),
-    amp_dtype: Optional[torch.dtype] = None,
-) -> Dict[str, Measurement]:
+def measure_interleaved(configs: Sequence[NetworkConfig], settings: BenchmarkSettings) -> Dict[str, Measurement]:
     """Time ``steps`` training steps, then ``steps`` inference batches, of every configuration, interleaved.
 
     Repetition ``i`` runs one step of each configuration, starting with configuration ``i mod n``, so
-    no configuration always runs first. Input: random ``[batch_size, in_channels, img_size, img_size]``;
+    no configuration always runs first. Uses the batch size, image size, class count, step counts,
+    device and autocast dtype of ``settings``. Input: random ``[batch_size, in_channels, img_size, img_size]``;
     targets: random labels in ``[0, num_classes)``, downsampled to each output the loss sees.
     """
-    runners = [_Runner(c, num_classes, batch_size, img_size, device, amp_dtype) for c in configs]
+    runners = [_Runner(c, settings) for c in configs]
     for phase in ("train_step", "inference_batch"):
-        for i in range(warmup + steps):
+        for i in range(settings.warmup + settings.steps):
             shift = i % len(runners)
             for runner in runners[shift:] + runners[:shift]:
-                getattr(runner, phase)(record=i >= warmup)
+                getattr(runner, phase)(record=i >= settings.warmup)
     results = {r.config.name: r.result for r in runners}
     for m in results.values():
         logger.info("%s: training step %.3f s (median of %d), inference %.2f images/s",
-                    m.name, m.train_step_median_s, steps, m.inference_images_per_s)
+                    m.name, m.train_step_median_s, settings.steps, m.inference_images_per_s)
     return results
 
 
@@ -234,34 +252,9 @@ def measure(
     per decoder stage). Peak memory is recorded on CUDA only.
     """
     config = NetworkConfig(name, build, in_channels, deep_supervision=True, compile_model=compile_model)
-    return measure_interleaved([config], num_classes, batch_size=batch_size, img_size=img_size, steps=steps,
-                               warmup=warmup, device=device, amp_dtype=amp_dtype)[name]
-
-
-@dataclass
-class BenchmarkSettings:
-    """What ``smaformer benchmark-network`` measures.
-
-    Args:
-        in_channels: Input channels of SMAFormerV2 as nnU-Net trains it (1 for CT).
-        baseline: Also time the window-7 configuration with timm's unfused attention.
-        compile_model: Also time SMAFormerV2 under ``torch.compile``.
-        reference: The authors' ``SMAFormerV2.py``; its network is timed next to ours.
-        reference_windows: One reference configuration per Swin window (7 is its default).
-    """
-
-    batch_size: int = 2
-    img_size: int = 256
-    in_channels: int = 1
-    num_classes: int = 9
-    steps: int = 5
-    warmup: int = 2
-    device: torch.device = torch.device("cpu")
-    amp_dtype: Optional[torch.dtype] = None
-    compile_model: bool = False
-    baseline: bool = True
-    reference: Optional[Path] = None
-    reference_windows: Sequence[int] = (7,)
+    settings = BenchmarkSettings(batch_size=batch_size, img_size=img_size, num_classes=num_classes, steps=steps,
+                                 warmup=warmup, device=device, amp_dtype=amp_dtype)
+    return measure_interleaved([config], settings)[name]
 
 
 # Ours trained like the reference: its 3 input channels and the loss on its one full-resolution output.
@@ -307,9 +300,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
     ``smaformer_v2_single_output``, which is trained exactly like the reference.
     """
     configs = benchmark_configs(settings)
-    results = measure_interleaved(configs, settings.num_classes, batch_size=settings.batch_size,
-                                  img_size=settings.img_size, steps=settings.steps, warmup=settings.warmup,
-                                  device=settings.device, amp_dtype=settings.amp_dtype)
+    results = measure_interleaved(configs, settings)
     report: dict = {
         "environment": environment(settings.device),
         "settings": {
