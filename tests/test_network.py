@@ -149,3 +149,15 @@ def test_forward_cost_without_padding_is_about_16_gmacs():
         model(torch.randn(1, 1, 256, 256))
     gmacs = counter.get_total_flops() / 2e9
     assert 14.0 < gmacs < 17.0, gmacs
+
+
+def test_shifted_window_masks_are_cached_per_feature_size():
+    from timm.models.swin_transformer import SwinTransformerBlock
+
+    block = SMAFormerV2(in_channels=1, num_classes=2).encoder.swin_blocks()[1]  # shifted, 64x64 at 256 input
+    for size in (16, 32):
+        x = torch.zeros(1, size, size, 96)
+        mask = block.get_attn_mask(x)
+        assert block.get_attn_mask(x) is mask
+        assert torch.equal(mask, SwinTransformerBlock.get_attn_mask(block, x))
+        assert mask.shape == ((size // 8) ** 2, 64, 64)
