@@ -1,6 +1,7 @@
-"""Network speed benchmark (issue #2): ``python benchmarks/network_speed.py [smaformer benchmark-network options]``.
+"""Network speed benchmark: ``python benchmarks/network_speed.py [smaformer benchmark-network options]``.
 
-Writes ``benchmark_network.json`` (or ``-o FILE``) and prints the figures; see the README.
+Writes ``benchmark_network.json`` (or ``-o FILE``) and prints the figures; pass
+``--reference SMAFormerV2.py`` to time the authors' network in the same run (see the README).
 """
 import sys
 

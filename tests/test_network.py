@@ -16,6 +16,10 @@ ORIGINAL_SMA = 2_455_976
 ORIGINAL_DECODER = 12_518_028
 # Swin-T has 138 attention heads; window 8 grows each bias table from 13x13 to 15x15.
 WINDOW8_EXTRA = 138 * (15 * 15 - 13 * 13)
+# Convolutions directly before a BatchNorm carry no bias (the norm cancels it): SMA's output projection
+# (4 encoder + 6 decoder modules) and each decoder stage's skip fusion.
+SMA_CHANNELS = (96, 192, 384, 768)
+DECODER_CHANNELS = (384, 192, 96)
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -28,13 +32,13 @@ def model_ds() -> SMAFormerV2:
     return SMAFormerV2(in_channels=1, num_classes=9, deep_supervision=True)
 
 
-@pytest.mark.parametrize("dim,expected", [(96, 29_762), (192, 116_258), (384, 462_818), (768, 1_847_138)])
+@pytest.mark.parametrize("dim,expected", [(96, 29_666), (192, 116_066), (384, 462_434), (768, 1_846_370)])
 def test_sma_parameter_count(dim, expected):
     assert n_params(SMA(dim)) == expected
 
 
 @pytest.mark.parametrize(
-    "c_in,c_out,expected", [(768, 384, 9_521_092), (384, 192, 2_392_132), (192, 96, 604_804)]
+    "c_in,c_out,expected", [(768, 384, 9_519_940), (384, 192, 2_391_556), (192, 96, 604_516)]
 )
 def test_decoder_stage_parameter_count(c_in, c_out, expected):
     assert n_params(DecoderStage(c_in, c_out)) == expected
@@ -43,12 +47,12 @@ def test_decoder_stage_parameter_count(c_in, c_out, expected):
 def test_parameter_counts_per_part_match_original():
     counts = SMAFormerV2(in_channels=3, num_classes=9, window_size=7).parameter_counts()
     assert counts["encoder"] == ORIGINAL_ENCODER
-    assert counts["sma"] == ORIGINAL_SMA
-    assert counts["decoder"] == ORIGINAL_DECODER
+    assert counts["sma"] == ORIGINAL_SMA - sum(SMA_CHANNELS)
+    assert counts["decoder"] == ORIGINAL_DECODER - 3 * sum(DECODER_CHANNELS)
     assert counts["input_projection"] == 3 * 3 * 3 * 3 + 3
-    assert counts["final_upsampling"] == 96 * 96 * 16 + 96 + 2 * 96
-    # Sobel x and y per channel (2 * 96 * 9), fuse 3*96 -> 96 + BN, classifier 96 -> 9.
-    assert counts["head"] == 2 * 96 * 9 + (3 * 96 * 96 + 96) + 2 * 96 + (96 * 9 + 9)
+    assert counts["final_upsampling"] == 96 * 96 * 16 + 2 * 96
+    # Sobel x and y per channel (2 * 96 * 9), fuse 3*96 -> 96 (no bias) + BN, classifier 96 -> 9.
+    assert counts["head"] == 2 * 96 * 9 + 3 * 96 * 96 + 2 * 96 + (96 * 9 + 9)
     assert counts["deep_supervision"] == (96 + 192 + 384) * 9 + 3 * 9
     assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
 
@@ -160,3 +164,15 @@ def test_forward_cost_without_padding_is_about_16_gmacs():
         model(torch.randn(1, 1, 256, 256))
     gmacs = counter.get_total_flops() / 2e9
     assert 14.0 < gmacs < 17.0, gmacs
+
+
+def test_shifted_window_masks_are_cached_per_feature_size():
+    from timm.models.swin_transformer import SwinTransformerBlock
+
+    block = SMAFormerV2(in_channels=1, num_classes=2).encoder.swin_blocks()[1]  # shifted, 64x64 at 256 input
+    for size in (16, 32):
+        x = torch.zeros(1, size, size, 96)
+        mask = block.get_attn_mask(x)
+        assert block.get_attn_mask(x) is mask
+        assert torch.equal(mask, SwinTransformerBlock.get_attn_mask(block, x))
+        assert mask.shape == ((size // 8) ** 2, 64, 64)

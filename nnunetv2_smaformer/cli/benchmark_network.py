@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
-
-logger = logging.getLogger("smaformer.benchmark")
 
 AMP_CHOICES = ("none", "bf16", "fp16")
 
@@ -17,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="time SMAFormerV2's training step and inference (JSON)",
         description="Measure SMAFormerV2's training step (forward with deep supervision, nnU-Net's Dice+CE "
         "loss, backward, clipping, AdamW) and inference throughput, next to the unoptimised configuration "
-        "(window 7, timm's default attention) in the same run.",
+        "(window 7, timm's default attention) and, with --reference, the authors' implementation, all in "
+        "the same process with their repetitions interleaved.",
     )
     parser.add_argument("-o", "--output", type=Path, default=Path("benchmark_network.json"), help="JSON file to write")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
@@ -30,66 +28,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--amp", choices=AMP_CHOICES, default="none", help="autocast dtype (GPU: bf16 recommended)")
     parser.add_argument("--compile", action="store_true", help="also measure under torch.compile")
     parser.add_argument("--no-baseline", action="store_true", help="skip the window-7 unfused configuration")
+    parser.add_argument(
+        "--reference", type=Path, metavar="FILE",
+        help="the authors' SMAFormerV2.py: its network (3 input channels, one output) is timed against ours "
+        "trained the same way (3 input channels, loss on the full-resolution output only)")
+    parser.add_argument("--reference-window", type=int, nargs="+", default=[7], metavar="N",
+                        help="Swin window(s) to build the reference with (default: 7, its own; 8 needs no padding)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import statistics
-
     import torch
 
-    from nnunetv2_smaformer.benchmark.network import AUTHORS_CPU_TRAIN_STEP_S, environment, measure
+    from nnunetv2_smaformer.benchmark.network import BenchmarkSettings, format_report, run_benchmark
     from nnunetv2_smaformer.errors import SMAFormerError
-    from nnunetv2_smaformer.network.smaformer import SMAFormerV2
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SMAFormerError(f"--device {args.device}: CUDA is not available on this machine")
-    amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp]
-
-    def ours() -> SMAFormerV2:
-        return SMAFormerV2(args.in_channels, args.num_classes, img_size=args.img_size)
-
-    def unoptimised() -> SMAFormerV2:
-        model = SMAFormerV2(args.in_channels, args.num_classes, window_size=7, img_size=args.img_size)
-        for block in model.encoder.swin_blocks():
-            block.attn.fused_attn = False
-        return model
-
-    configs = [("smaformer_v2", ours, False)]
-    if args.compile:
-        configs.append(("smaformer_v2_compiled", ours, True))
-    if not args.no_baseline:
-        configs.append(("window7_unfused", unoptimised, False))
-    common = dict(in_channels=args.in_channels, num_classes=args.num_classes, batch_size=args.batch_size,
-                  img_size=args.img_size, steps=args.steps, warmup=args.warmup, device=device, amp_dtype=amp_dtype)
-    results = {name: measure(name, build, compile_model=compiled, **common) for name, build, compiled in configs}
-
-    ours_step = results["smaformer_v2"].train_step_median_s
-    report = {
-        "environment": environment(device),
-        "settings": {k: getattr(args, k) for k in ("batch_size", "img_size", "in_channels", "num_classes",
-                                                    "steps", "warmup", "amp")},
-        "configs": {name: m.to_json() for name, m in results.items()},
-    }
-    if "window7_unfused" in results:
-        report["train_speedup_vs_window7_unfused"] = results["window7_unfused"].train_step_median_s / ours_step
-    if device.type == "cpu" and (args.batch_size, args.img_size) == (2, 256):
-        authors = statistics.mean(AUTHORS_CPU_TRAIN_STEP_S)
-        report["authors_train_step_s_recorded"] = list(AUTHORS_CPU_TRAIN_STEP_S)
-        report["train_speedup_vs_authors_recorded"] = authors / ours_step
+    settings = BenchmarkSettings(
+        batch_size=args.batch_size, img_size=args.img_size, in_channels=args.in_channels,
+        num_classes=args.num_classes, steps=args.steps, warmup=args.warmup, device=device,
+        amp_dtype={"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp],
+        compile_model=args.compile, baseline=not args.no_baseline, reference=args.reference,
+        reference_windows=tuple(args.reference_window),
+    )
+    report = run_benchmark(settings)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2))
-
-    lines = [f"{report['environment']['device']}, batch {args.batch_size}, {args.img_size}x{args.img_size}, "
-             f"amp {args.amp}:"]
-    for name, m in results.items():
-        memory = f", peak {m.peak_memory_mib:.0f} MiB" if m.peak_memory_mib is not None else ""
-        lines.append(f"  {name:<24} train step {m.train_step_median_s:6.3f} s   "
-                     f"inference {m.inference_images_per_s:7.2f} img/s{memory}")
-    for key in ("train_speedup_vs_window7_unfused", "train_speedup_vs_authors_recorded"):
-        if key in report:
-            lines.append(f"  {key}: {report[key]:.2f}x")
-    lines.append(f"written to {args.output}")
-    print("\n".join(lines))
+    print("\n".join([*format_report(report), f"written to {args.output}"]))
     return 0

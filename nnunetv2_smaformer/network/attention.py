@@ -75,7 +75,7 @@ class SMA(nn.Module):
         self.channel = ChannelAttention(dim)
         self.synergy = nn.Conv2d(dim, dim, kernel_size=1)
         self.spatial = SpatialAttention()
-        self.proj = nn.Conv2d(dim, dim, kernel_size=1)
+        self.proj = nn.Conv2d(dim, dim, kernel_size=1, bias=False)  # BN follows: a bias would cancel
         self.norm = nn.BatchNorm2d(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

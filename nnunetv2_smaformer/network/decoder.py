@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import List, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
 
@@ -98,7 +99,7 @@ class DecoderStage(nn.Module):
         rates = [drop_path] * depth if isinstance(drop_path, (int, float)) else list(drop_path)
         self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
         self.fuse = nn.Sequential(
-            nn.Conv2d(2 * out_channels, out_channels, kernel_size=1),
+            nn.Conv2d(2 * out_channels, out_channels, kernel_size=1, bias=False),  # BN follows
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
         )
@@ -115,7 +116,8 @@ class FinalUpsampling(nn.Module):
 
     def __init__(self, channels: int, scale: int = 4) -> None:
         super().__init__()
-        self.up = nn.ConvTranspose2d(channels, channels, kernel_size=scale, stride=scale)
+        # No bias: BatchNorm follows and removes any per-channel constant.
+        self.up = nn.ConvTranspose2d(channels, channels, kernel_size=scale, stride=scale, bias=False)
         self.norm = nn.BatchNorm2d(channels)
         self.act = nn.ReLU(inplace=True)
 
@@ -144,14 +146,19 @@ class EdgeEnhancementHead(nn.Module):
             # Output channel 2c filters input channel c with Sobel-x, 2c+1 with Sobel-y.
             self.edge.weight.copy_(sobel_kernels().repeat(channels, 1, 1).unsqueeze(1))
         self.fuse = nn.Sequential(
-            nn.Conv2d(3 * channels, channels, kernel_size=1),
+            nn.Conv2d(3 * channels, channels, kernel_size=1, bias=False),  # BN follows
             nn.BatchNorm2d(channels),
             nn.ReLU(inplace=True),
         )
         self.classifier = SegmentationLayer(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.fuse(torch.cat((x, self.edge(x)), dim=1)))
+        # fuse(cat(x, edges)) computed as W[:, :C] x + W[:, C:] edges: the same 1x1 conv without
+        # materialising the 3C-channel concatenation at full resolution.
+        conv, norm, act = self.fuse
+        channels = x.shape[1]
+        mixed = F.conv2d(x, conv.weight[:, :channels]) + F.conv2d(self.edge(x), conv.weight[:, channels:])
+        return self.classifier(act(norm(mixed)))
 
 
 class SMAFormerDecoder(nn.Module):

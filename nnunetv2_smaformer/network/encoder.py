@@ -1,10 +1,10 @@
 """Input projection and the Swin-T encoder with an SMA module after every stage."""
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
-from timm.models.swin_transformer import SwinTransformer
+from timm.models.swin_transformer import SwinTransformer, SwinTransformerBlock
 from torch import nn
 
 from nnunetv2_smaformer.network.attention import SMA
@@ -29,6 +29,30 @@ class InputProjection(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.conv(x))
+
+
+class CachedShiftMask:
+    """Shifted-window attention mask of one timm Swin block, computed once per feature size.
+
+    timm's ``strict_img_size=False`` makes every block rebuild its mask in every forward (``dynamic_mask``);
+    the mask depends only on the feature size, window and shift, so this cache returns the same tensor
+    for the same size, window, shift, device and dtype. Installed as the block's ``get_attn_mask``; holds
+    no parameters and no state-dict entries.
+    """
+
+    def __init__(self, block: SwinTransformerBlock) -> None:
+        self._block = block
+        self._masks: Dict[tuple, Optional[torch.Tensor]] = {}
+
+    def __call__(self, x: Optional[torch.Tensor] = None, device=None, dtype=None) -> Optional[torch.Tensor]:
+        compute = SwinTransformerBlock.get_attn_mask
+        if x is None:  # timm asks for a static mask (e.g. from set_input_size): nothing to cache
+            return compute(self._block, x, device=device, dtype=dtype)
+        key = (x.shape[1], x.shape[2], self._block.window_size, self._block.shift_size, x.device, x.dtype)
+        if key not in self._masks:
+            with torch.no_grad():
+                self._masks[key] = compute(self._block, x)
+        return self._masks[key]
 
 
 class SMASwinEncoder(nn.Module):
@@ -75,6 +99,7 @@ class SMASwinEncoder(nn.Module):
         for block in self.swin_blocks():
             # timm leaves fused attention off for Swin by default; SDPA is exact and faster.
             block.attn.fused_attn = True
+            block.get_attn_mask = CachedShiftMask(block)
 
     def swin_blocks(self) -> List[nn.Module]:
         return [block for stage in self.swin.layers for block in stage.blocks]
