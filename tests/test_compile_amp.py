@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -74,17 +73,29 @@ def build_network() -> torch.nn.Module:
 
 
 def training_step(model, runner, loss_fn, data, targets):
+    """Forward, nnU-Net's loss, backward: (outputs, loss, {parameter name: gradient}).
+
+    Parameters without a gradient (the 1/16 deep-supervision head: nnU-Net weights its loss 0) are left out.
+    """
     model.zero_grad(set_to_none=True)
     outputs = runner(data)
     loss = loss_fn(outputs, targets)
     loss.backward()
-    return [o.detach() for o in outputs], loss.detach(), [p.grad.detach().clone() for p in model.parameters()]
+    grads = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
+    return [o.detach() for o in outputs], loss.detach(), grads
+
+
+def gradient_error(actual: Dict[str, torch.Tensor], expected: Dict[str, torch.Tensor]) -> float:
+    assert actual.keys() == expected.keys()
+    assert len(expected) > 100  # the whole network, not a corner of it
+    return relative_error([actual[k] for k in expected], list(expected.values()))
 
 
 @pytest.fixture(scope="session")
 def inductor_cache(tmp_path_factory) -> str:
-    """Inductor's cache folder for this session (a CI-provided ``TORCHINDUCTOR_CACHE_DIR`` is kept)."""
-    path = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or str(tmp_path_factory.mktemp("inductor_cache"))
+    """A fresh inductor cache folder for this session: compile times are those of a first run, and the
+    ``nnUNetv2_train`` subprocess finds what this process compiled."""
+    path = str(tmp_path_factory.mktemp("inductor_cache"))
     patch = pytest.MonkeyPatch()
     patch.setenv("TORCHINDUCTOR_CACHE_DIR", path)
     yield path
@@ -121,8 +132,8 @@ def test_compiled_training_step_matches_eager(compiled):
     assert len(out_c) == 4 and [o.shape for o in out_c] == [o.shape for o in out_e]
     assert relative_error(out_c, out_e) < 1e-4
     assert abs(float(loss_c) - float(loss_e)) < 1e-4 * abs(float(loss_e))
-    assert all(torch.isfinite(g).all() for g in grad_c)
-    assert relative_error(grad_c, grad_e) < 2e-2
+    assert all(torch.isfinite(g).all() for g in grad_c.values())
+    assert gradient_error(grad_c, grad_e) < 2e-2
     # Same shapes, same mode: the second step runs the graphs compiled for the first.
     assert compiled["graphs_after_second"] == compiled["graphs_after_first"] >= 1
     assert not counters["graph_break"], f"graph breaks: {dict(counters['graph_break'])}"
@@ -224,10 +235,10 @@ def test_autocast_forward_backward(fp32_reference, dtype, output_tol, grad_tol):
         outputs = network(data)
         loss = loss_fn(outputs, targets)
     loss.backward()
-    grads = [p.grad for p in network.parameters()]
+    grads = {name: p.grad for name, p in network.named_parameters() if p.grad is not None}
     assert outputs[0].dtype == dtype, "autocast did not reach the network's matmuls/convolutions"
     assert torch.isfinite(loss) and all(torch.isfinite(o).all() for o in outputs)
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert all(torch.isfinite(g).all() for g in grads.values())
     assert relative_error([o.float() for o in outputs], out_ref) < output_tol
     assert abs(float(loss) - float(loss_ref)) < output_tol * abs(float(loss_ref))
-    assert relative_error(grads, grad_ref) < grad_tol
+    assert gradient_error(grads, grad_ref) < grad_tol

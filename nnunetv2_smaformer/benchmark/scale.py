@@ -548,14 +548,15 @@ def markdown_report(report: dict) -> str:
         f"Machine: {env['device']}, torch {env['torch']}, {env['threads']} threads. Both methods measured in this "
         "run; figures from a shared machine are noisy.",
         "",
-        "| method | batch x patch | loader samples/s per worker | train it/s | train samples/s "
-        "| workers to keep up | train peak MiB |",
-        "|---|---|---|---|---|---|---|",
+        "| method | planned batch x patch | loader samples/s per worker | train batch | train it/s "
+        "| train samples/s | workers to keep up | train peak MiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, m in report["methods"].items():
         lines.append(
             f"| {name} | {m['batch_size']} x {'x'.join(map(str, m['patch_size']))} "
-            f"| {_fmt(m['loader_samples_per_s_per_worker'])} | {_fmt(m['train_iterations_per_s'], 3)} "
+            f"| {_fmt(m['loader_samples_per_s_per_worker'])} | {m['train_batch_size']} "
+            f"| {_fmt(m['train_iterations_per_s'], 3)} "
             f"| {_fmt(m['train_samples_per_s'])} | {_fmt(m['loader_workers_to_keep_up'], 1)} "
             f"| {_fmt(m['train_peak_memory_mib'], 0)} |")
     lines += ["", "`nnUNetv2_predict`, seconds per volume (process start, model loading and export included):", "",
@@ -566,6 +567,8 @@ def markdown_report(report: dict) -> str:
             lines.append(f"| {name} | {variant} | {'x'.join(map(str, p['patch_size']))} | {p['tiles_per_slice']} "
                          f"| {p['forward_passes_per_slice']} | {_fmt(p['seconds_per_volume'], 1)} "
                          f"| {_fmt(p['peak_rss_mib'], 0)} |")
+    sources = {p["seconds_per_volume_source"] for m in report["methods"].values() for p in m["predict"].values()}
+    lines += ["", *sorted(f"Seconds per volume: {source}." for source in sources)]
     ratios = report["smaformer_over_stock"]
     lines += ["", "SMAFormerV2 / stock nnU-Net:", ""]
     lines += [f"- {key}: {_fmt(value)}x" for key, value in ratios.items()]
@@ -574,12 +577,13 @@ def markdown_report(report: dict) -> str:
         lines += ["", f"SMAFormerV2 predicts a volume {slower:.1f}x slower than stock nnU-Net with nnU-Net's "
                   "defaults; the variants above show what `--disable_tta`, `-step_size` and a whole-slice patch "
                   "recover."]
-    for name, m in report["methods"].items():
-        bench = m.get("nnunet_benchmark_5epochs")
-        if bench:
-            lines.append(f"- {bench['trainer']}: fastest epoch {bench['fastest_epoch_s']} s, 250 training "
-                         f"iterations with data loading and 50 validation iterations "
-                         f"({_fmt(bench.get('epoch_train_iterations_per_s'))} training it/s)")
+    benchmarks = [m["nnunet_benchmark_5epochs"] for m in report["methods"].values() if "nnunet_benchmark_5epochs" in m]
+    if benchmarks:
+        lines += ["", "nnU-Net's `_Benchmark_5epochs` trainers (`nnUNetv2_train`, all augmentation workers):", ""]
+    for bench in benchmarks:
+        lines.append(f"- {bench['trainer']}: fastest epoch {bench['fastest_epoch_s']} s, 250 training "
+                     f"iterations with data loading and 50 validation iterations "
+                     f"({_fmt(bench.get('epoch_train_iterations_per_s'))} training it/s)")
     return "\n".join(lines) + "\n"
 
 
