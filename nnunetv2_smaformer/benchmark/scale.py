@@ -37,11 +37,11 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from nnunetv2_smaformer.demo import _bin
+from nnunetv2_smaformer.demo import _bin, _environ
 from nnunetv2_smaformer.errors import SMAFormerError
 
 logger = logging.getLogger(__name__)
@@ -186,9 +186,9 @@ def measure_training(spec: dict) -> dict:
     """Loader throughput and training iterations of the trainer ``spec["trainer"]``, then a checkpoint.
 
     ``spec``: ``trainer``, ``dataset`` (folder name), ``device``, ``loader_batches``, ``train_warmup``,
-    ``train_steps``, ``train_batch_size`` (``None``: the planned batch). Reads ``$nnUNet_preprocessed``; writes the model folder under ``$nnUNet_results``
-    the way ``nnUNetv2_train`` lays it out, with ``checkpoint_final.pth`` holding the weights after the
-    measured iterations. Must run with ``nnUNet_n_proc_DA=0`` (one loader in this process).
+    ``train_steps``, ``train_batch_size`` (``None``: the planned batch). Reads ``$nnUNet_preprocessed``;
+    writes the model folder under ``$nnUNet_results`` the way ``nnUNetv2_train`` lays it out, with
+    ``checkpoint_final.pth`` holding the weights after the measured iterations. Must run with ``nnUNet_n_proc_DA=0`` (one loader in this process).
     """
     import torch
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
@@ -318,16 +318,9 @@ def _write_phantom(settings: ScaleSettings, out: Path, env: Dict[str, str], data
         shutil.rmtree(phantom)
     make_phantom(phantom, "btcv", cases=cases, size=settings.size, slices=settings.slices, seed=settings.seed,
                  spacing=SYNAPSE_SPACING)
-    saved = {name: os.environ.get(name) for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
-    os.environ.update({name: env[name] for name in saved})
-    try:
+    # The converter reads the nnU-Net folders from the environment, as the CLI does.
+    with _environ({name: env[name] for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}):
         convert_synapse(phantom, dataset_id, fmt="btcv", overwrite=True, progress=False, num_processes=1)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     shutil.rmtree(phantom)  # the converted dataset holds the same voxels
     name = dataset_folder_name(dataset_id)
     return name, Path(env["nnUNet_raw"]) / name
