@@ -351,11 +351,19 @@ def _measure_in_child(spec: dict, env: Dict[str, str], workdir: Path) -> dict:
 
 
 def _whole_slice_model(model: Path, side: int) -> Path:
-    """A copy of ``model`` (a model folder) whose plans predict with a ``side`` x ``side`` patch."""
+    """A copy of ``model`` (a model folder) whose plans predict with a ``side`` x ``side`` patch.
+
+    The fold folders (checkpoints of hundreds of MB) are linked, not copied.
+    """
     copy = model.parent / f"{model.name}__patch{side}"
     if copy.exists():
         shutil.rmtree(copy)
-    shutil.copytree(model, copy)
+    copy.mkdir()
+    for item in model.iterdir():
+        if item.is_dir():
+            (copy / item.name).symlink_to(item.resolve(), target_is_directory=True)
+        else:
+            shutil.copy(item, copy / item.name)
     plans_path = copy / "plans.json"
     plans = json.loads(plans_path.read_text())
     plans["configurations"][CONFIGURATION]["patch_size"] = [side, side]
