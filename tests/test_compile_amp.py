@@ -3,8 +3,8 @@
 nnU-Net 2.8 compiles the network by default on CUDA and trains under autocast. Here: one compiled
 training step with deep supervision against eager, the switch to evaluation without deep supervision
 as nnU-Net's validation makes it, no recompilation on repeated calls; the real ``nnUNetv2_train`` with
-compile forced on (test trainer ``nnUNetTrainerSMAFormerV2_compileTest``), its final validation and a
-compiled ``nnUNetv2_predict``; forward and backward under bf16 and fp16 autocast against fp32.
+compile forced on (test trainer ``nnUNetTrainerSMAFormerV2_compileTest``), its final validation and
+``nnUNetv2_predict`` of its checkpoint; forward and backward under bf16 and fp16 autocast against fp32.
 
 Compiling costs minutes on 2 cores, so one compiled model is shared by the module, inputs are 64x64,
 and inductor's on-disk caches (FX graphs, AOT autograd) live in one folder for the session: the
@@ -172,8 +172,10 @@ def _log_counters(log_file: Path) -> dict:
 
 
 def test_nnunet_train_and_predict_compiled(ct, compiled, inductor_cache, tmp_path):
-    """``nnUNetv2_train`` with compile on: training, final validation, then a compiled ``nnUNetv2_predict``."""
-    env = dict(ct, TORCHINDUCTOR_CACHE_DIR=inductor_cache, nnUNet_compile="true", TORCH_LOGS="recompiles")
+    """``nnUNetv2_train`` with compile on: training, final validation, then ``nnUNetv2_predict`` with the
+    checkpoint a compiled training saved."""
+    env = dict(ct, TORCHINDUCTOR_CACHE_DIR=inductor_cache, TORCH_LOGS="recompiles")
+    env.pop("nnUNet_compile", None)  # nnUNetv2_predict then runs as by default (it compiles only on request)
     start = time.perf_counter()
     result = run(["nnUNetv2_train", "501", "2d", "0", "-tr", COMPILE_TRAINER, "-device", "cpu"], env, timeout=1800)
     train_s = time.perf_counter() - start
@@ -203,11 +205,10 @@ def test_nnunet_train_and_predict_compiled(ct, compiled, inductor_cache, tmp_pat
     shutil.copy(source, images / source.name)
     predictions = tmp_path / "predictions"
     start = time.perf_counter()
-    result = run(["nnUNetv2_predict", "-i", images, "-o", predictions, "-d", "501", "-c", "2d", "-f", "0",
+    run(["nnUNetv2_predict", "-i", images, "-o", predictions, "-d", "501", "-c", "2d", "-f", "0",
                   "-tr", COMPILE_TRAINER, "-device", "cpu", "-chk", "checkpoint_final.pth", "-npp", "1",
                   "-nps", "1"], env)
-    print(f"nnUNetv2_predict (compiled): {time.perf_counter() - start:.0f} s")
-    assert "Using torch.compile" in result.stdout
+    print(f"nnUNetv2_predict: {time.perf_counter() - start:.0f} s")
     import SimpleITK as sitk
 
     prediction = sitk.GetArrayFromImage(sitk.ReadImage(str(predictions / "case_000.nii.gz")))
