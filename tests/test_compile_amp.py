@@ -206,8 +206,7 @@ def test_nnunet_train_and_predict_compiled(ct, compiled, inductor_cache, tmp_pat
     predictions = tmp_path / "predictions"
     start = time.perf_counter()
     run(["nnUNetv2_predict", "-i", images, "-o", predictions, "-d", "501", "-c", "2d", "-f", "0",
-                  "-tr", COMPILE_TRAINER, "-device", "cpu", "-chk", "checkpoint_final.pth", "-npp", "1",
-                  "-nps", "1"], env)
+         "-tr", COMPILE_TRAINER, "-device", "cpu", "-chk", "checkpoint_final.pth", "-npp", "1", "-nps", "1"], env)
     print(f"nnUNetv2_predict: {time.perf_counter() - start:.0f} s")
     import SimpleITK as sitk
 
