@@ -224,7 +224,9 @@ def fp32_reference():
     return model, data, targets, training_step(reference, reference, deep_supervision_loss(4), data, targets)
 
 
-@pytest.mark.parametrize("dtype, output_tol, grad_tol", [(torch.bfloat16, 5e-2, 1e-1), (torch.float16, 1e-2, 3e-2)])
+# Gradients pass through dozens of normalisation layers at batch 2; bf16 keeps 8 mantissa bits, fp16 11.
+@pytest.mark.parametrize("dtype, output_tol, grad_tol", [(torch.bfloat16, 5e-2, 0.25), (torch.float16, 1e-2, 0.1)],
+                         ids=["bf16", "fp16"])
 def test_autocast_forward_backward(fp32_reference, dtype, output_tol, grad_tol):
     """Forward and backward under CPU autocast: finite, outputs and gradients close to fp32."""
     model, data, targets, (out_ref, loss_ref, grad_ref) = fp32_reference
