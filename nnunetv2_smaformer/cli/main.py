@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "summary",
     "trainer_path",
     "benchmark_network",
+    "benchmark_scale",
     "compare",
     "evaluate",
     "overlay",

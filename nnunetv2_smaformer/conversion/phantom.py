@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -131,8 +131,12 @@ def _paint(
         label[region][inside] = blob.label
 
 
-def make_phantom_case(case_id: int, size: int = 32, slices: int = 8, seed: int = 0) -> PhantomCase:
-    """Build one case of ``slices`` x ``size`` x ``size`` voxels (z, y, x); deterministic in all inputs."""
+def make_phantom_case(case_id: int, size: int = 32, slices: int = 8, seed: int = 0,
+                      spacing: Optional[Tuple[float, float, float]] = None) -> PhantomCase:
+    """Build one case of ``slices`` x ``size`` x ``size`` voxels (z, y, x); deterministic in all inputs.
+
+    ``spacing`` (x, y, z mm) fixes the geometry instead of drawing a BTCV-like one per case.
+    """
     if size < 8 or slices < 2:
         raise ValueError(f"phantom needs size >= 8 and slices >= 2, got size {size}, slices {slices}")
     rng = _case_rng(seed, case_id)
@@ -168,7 +172,8 @@ def make_phantom_case(case_id: int, size: int = 32, slices: int = 8, seed: int =
     # Geometry like BTCV: in-plane 0.59-0.98 mm, slices 2.5-5 mm, scanner-specific origin; half
     # of the cases flipped in x and y, as NIfTI files from different converters are.
     in_plane = float(np.round(rng.uniform(0.59, 0.98), 4))
-    spacing = (in_plane, in_plane, float(rng.choice([2.5, 3.0, 5.0])))
+    drawn = (in_plane, in_plane, float(rng.choice([2.5, 3.0, 5.0])))
+    spacing = drawn if spacing is None else tuple(float(v) for v in spacing)
     origin = tuple(float(np.round(v, 3)) for v in rng.uniform(-250.0, 50.0, size=3))
     if case_id % 2:
         direction: Tuple[float, ...] = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
@@ -264,14 +269,16 @@ def make_phantom(
     slices: int = 8,
     seed: int = 0,
     lists: str = "under",
+    spacing: Optional[Tuple[float, float, float]] = None,
 ) -> List[PhantomCase]:
     """Generate ``cases`` and write them to ``out`` in ``layout`` (``btcv`` or ``transunet``).
 
     Returns the cases (the truth). TransUNet volumes keep the (z, y, x) order of the truth arrays.
+    ``spacing`` (x, y, z mm) gives every case that geometry (default: drawn per case like BTCV's).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    phantoms = [make_phantom_case(i, size=size, slices=slices, seed=seed) for i in sorted(set(cases))]
+    phantoms = [make_phantom_case(i, size=size, slices=slices, seed=seed, spacing=spacing) for i in sorted(set(cases))]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if layout == "btcv":
