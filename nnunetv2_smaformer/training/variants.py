@@ -1,6 +1,8 @@
 """Trainer variants, nnU-Net style: one thin subclass per change, named ``nnUNetTrainerSMAFormerV2_<change>``."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.training.nnUNetTrainer.variants.benchmarking.nnUNetTrainerBenchmark_5epochs import (
@@ -104,6 +106,14 @@ class DemoBudget(TrainingBudget):
 
 class nnUNetTrainer_demoCPU(DemoBudget, nnUNetTrainer):
     """Stock nnU-Net (its own planned 2D network and patch) on the CPU demo budget."""
+
+    #: Peak learning rate of nnU-Net's SGD (Nesterov, momentum 0.99) and poly schedule; nnU-Net's default is 1e-2.
+    initial_lr_sgd: ClassVar[float] = 1e-2
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.initial_lr = self.initial_lr_sgd
 
 
 class nnUNetTrainerSMAFormerV2_demoCPU(DemoBudget, nnUNetTrainerSMAFormerV2_noPretrain):
