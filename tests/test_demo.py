@@ -21,8 +21,9 @@ def test_demo_end_to_end(smaformer_bin, tmp_path):
     assert set(report["methods"]) == {SMAFORMER_TRAINER, STOCK_TRAINER}
     for evaluation in report["methods"].values():
         assert evaluation["n_cases"] == 12 and len(evaluation["per_label"]) == 8
-    # SMAFormerV2 must really learn on the demo budget.
-    assert report["methods"][SMAFORMER_TRAINER]["mean"]["dice"] >= DEMO_MIN_MEAN_DSC, result.stdout
+    # Both methods must really learn on the demo's shared budget, each at its searched learning rate.
+    for trainer in (SMAFORMER_TRAINER, STOCK_TRAINER):
+        assert report["methods"][trainer]["mean"]["dice"] >= DEMO_MIN_MEAN_DSC, (trainer, result.stdout)
     for name in ("report.md", "dsc_per_organ.png"):
         assert (out / name).stat().st_size > 0
     assert list((out / "figures" / SMAFORMER_TRAINER).glob("*.png"))
