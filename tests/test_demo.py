@@ -30,3 +30,16 @@ def test_demo_end_to_end(smaformer_bin, tmp_path):
     # nnU-Net folders were created inside --out because none were set.
     assert (out / "nnUNet_raw" / "Dataset999_Synapse" / "imagesTs").is_dir()
     assert "mean DSC" in result.stdout
+
+
+def test_demo_trainers_describe_their_budget_and_settings():
+    # The report quotes these lines, so they must follow the classes' real settings.
+    from nnunetv2_smaformer.training.variants import nnUNetTrainer_demoCPU, nnUNetTrainerSMAFormerV2_demoCPU
+
+    for trainer in (nnUNetTrainer_demoCPU, nnUNetTrainerSMAFormerV2_demoCPU):
+        samples = trainer.epochs * trainer.iterations_per_epoch * trainer.max_batch_size
+        assert trainer.budget_summary() == nnUNetTrainer_demoCPU.budget_summary()
+        assert f"= {samples} training patches" in trainer.budget_summary()
+    assert f"peak lr {nnUNetTrainer_demoCPU.initial_lr_sgd:g}" in nnUNetTrainer_demoCPU.settings_summary()
+    assert f"peak lr {nnUNetTrainerSMAFormerV2_demoCPU.initial_lr_adamw:g}" in \
+        nnUNetTrainerSMAFormerV2_demoCPU.settings_summary()

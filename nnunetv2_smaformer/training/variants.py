@@ -103,6 +103,13 @@ class DemoBudget(TrainingBudget):
     def perform_actual_validation(self, save_probabilities: bool = False) -> None:
         self.print_to_log_file("Final validation skipped: the demo predicts and evaluates the test cases.")
 
+    @classmethod
+    def budget_summary(cls) -> str:
+        """One line for reports: the budget both demo trainers share."""
+        samples = cls.epochs * cls.iterations_per_epoch * cls.max_batch_size
+        return (f"{cls.epochs} epochs x {cls.iterations_per_epoch} iterations x batch {cls.max_batch_size} "
+                f"= {samples} training patches, {'with' if cls.mirroring else 'no'} mirroring")
+
 
 class nnUNetTrainer_demoCPU(DemoBudget, nnUNetTrainer):
     """Stock nnU-Net (its own planned 2D network and patch) on the CPU demo budget."""
@@ -115,6 +122,11 @@ class nnUNetTrainer_demoCPU(DemoBudget, nnUNetTrainer):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = self.initial_lr_sgd
 
+    @classmethod
+    def settings_summary(cls) -> str:
+        return (f"nnU-Net's planned 2D U-Net and patch, SGD (Nesterov, momentum 0.99) with peak lr "
+                f"{cls.initial_lr_sgd:g} and poly decay")
+
 
 class nnUNetTrainerSMAFormerV2_demoCPU(DemoBudget, nnUNetTrainerSMAFormerV2_noPretrain):
     """SMAFormerV2 on the CPU demo budget: a 128x128 patch (the demo phantom's slice size) and, for a
@@ -123,3 +135,11 @@ class nnUNetTrainerSMAFormerV2_demoCPU(DemoBudget, nnUNetTrainerSMAFormerV2_noPr
     training_patch_size = (128, 128)
     network_kwargs = {"drop_path_rate": 0.0}
     initial_lr_adamw = 1e-3
+
+    @classmethod
+    def settings_summary(cls) -> str:
+        patch = "x".join(str(p) for p in cls.training_patch_size)
+        warmup = int(round(cls.warmup_fraction * cls.epochs))  # the trainer's warm-up rule
+        schedule = f"{warmup} warm-up epoch(s), then cosine decay" if warmup else "cosine decay (no warm-up)"
+        return (f"SMAFormerV2 from random weights, {patch} patch, no stochastic depth, AdamW with peak lr "
+                f"{cls.initial_lr_adamw:g}, {schedule}")
