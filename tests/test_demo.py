@@ -21,11 +21,25 @@ def test_demo_end_to_end(smaformer_bin, tmp_path):
     assert set(report["methods"]) == {SMAFORMER_TRAINER, STOCK_TRAINER}
     for evaluation in report["methods"].values():
         assert evaluation["n_cases"] == 12 and len(evaluation["per_label"]) == 8
-    # SMAFormerV2 must really learn on the demo budget.
-    assert report["methods"][SMAFORMER_TRAINER]["mean"]["dice"] >= DEMO_MIN_MEAN_DSC, result.stdout
+    # Both methods must really learn on the demo's shared budget, each at its searched learning rate.
+    for trainer in (SMAFORMER_TRAINER, STOCK_TRAINER):
+        assert report["methods"][trainer]["mean"]["dice"] >= DEMO_MIN_MEAN_DSC, (trainer, result.stdout)
     for name in ("report.md", "dsc_per_organ.png"):
         assert (out / name).stat().st_size > 0
     assert list((out / "figures" / SMAFORMER_TRAINER).glob("*.png"))
     # nnU-Net folders were created inside --out because none were set.
     assert (out / "nnUNet_raw" / "Dataset999_Synapse" / "imagesTs").is_dir()
     assert "mean DSC" in result.stdout
+
+
+def test_demo_trainers_describe_their_budget_and_settings():
+    # The report quotes these lines, so they must follow the classes' real settings.
+    from nnunetv2_smaformer.training.variants import nnUNetTrainer_demoCPU, nnUNetTrainerSMAFormerV2_demoCPU
+
+    for trainer in (nnUNetTrainer_demoCPU, nnUNetTrainerSMAFormerV2_demoCPU):
+        samples = trainer.epochs * trainer.iterations_per_epoch * trainer.max_batch_size
+        assert trainer.budget_summary() == nnUNetTrainer_demoCPU.budget_summary()
+        assert f"= {samples} training patches" in trainer.budget_summary()
+    assert f"peak lr {nnUNetTrainer_demoCPU.initial_lr_sgd:g}" in nnUNetTrainer_demoCPU.settings_summary()
+    assert f"peak lr {nnUNetTrainerSMAFormerV2_demoCPU.initial_lr_adamw:g}" in \
+        nnUNetTrainerSMAFormerV2_demoCPU.settings_summary()
