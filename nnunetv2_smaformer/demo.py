@@ -13,14 +13,14 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
 from nnunetv2_smaformer.errors import SMAFormerError
-from nnunetv2_smaformer.nnunet_env import EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES, nnunet_environ, with_trainer_dir
+from nnunetv2_smaformer.nnunet_env import (EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES, console_script, nnunet_environ,
+                                           with_trainer_dir)
 
 logger = logging.getLogger(__name__)
 
@@ -52,15 +52,6 @@ class DemoResult:
     dataset_name: str
     report: Dict[str, object]
     stage_seconds: Dict[str, float] = field(default_factory=dict)
-
-
-def _bin(name: str) -> str:
-    """A console script of this interpreter's environment (the one the package is installed in)."""
-    candidate = Path(sys.executable).parent / name
-    found = str(candidate) if candidate.exists() else shutil.which(name)
-    if not found:
-        raise SMAFormerError(f"console script {name} not found next to {sys.executable} nor on PATH")
-    return found
 
 
 def nnunet_environment(out: Path) -> Dict[str, str]:
@@ -145,19 +136,19 @@ def run_demo(config: DemoConfig) -> DemoResult:
             convert_synapse(phantom_dir, dataset_id, fmt="btcv", progress=False)
 
     with stage("plan+preprocess"):
-        _run("plan", [_bin("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", "2d", "-np", "2",
+        _run("plan", [console_script("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", "2d", "-np", "2",
                       "--verify_dataset_integrity"], env, logs / "plan_and_preprocess.log")
 
     methods = []
     cases = len(list((raw / "imagesTs").glob("*_0000.nii.gz")))
     for trainer in config.trainers:
         with stage(f"train {trainer}"):
-            _run(trainer, [_bin("nnUNetv2_train"), str(dataset_id), "2d", "0", "-tr", trainer, "-device", "cpu"],
+            _run(trainer, [console_script("nnUNetv2_train"), str(dataset_id), "2d", "0", "-tr", trainer, "-device", "cpu"],
                  env, logs / f"train_{trainer}.log")
 
         predictions = out / "predictions" / trainer
         with stage(f"predict {trainer}"):
-            _run(f"predict {trainer}", [_bin("nnUNetv2_predict"), "-i", str(raw / "imagesTs"), "-o", str(predictions),
+            _run(f"predict {trainer}", [console_script("nnUNetv2_predict"), "-i", str(raw / "imagesTs"), "-o", str(predictions),
                                         "-d", str(dataset_id), "-c", "2d", "-f", "0", "-tr", trainer, "-device", "cpu",
                                         "-chk", "checkpoint_final.pth", "-npp", "1", "-nps", "1"],
                  env, logs / f"predict_{trainer}.log")

@@ -1,15 +1,19 @@
-"""nnU-Net's environment variables: the trainer folder for ``nnUNet_extTrainer`` and one context
-manager that sets variables for in-process nnU-Net calls and restores them afterwards.
+"""nnU-Net's environment: the trainer folder for ``nnUNet_extTrainer``, one context manager that sets
+variables for in-process nnU-Net calls and restores them afterwards, and where the console scripts are.
 
-A leaf module (standard library only), so that the CLI, the demo and the benchmarks share it
+A leaf module (standard library and the package's errors only), so that the CLI, the demo and the benchmarks share it
 without importing each other, torch or nnU-Net.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Iterator, Mapping, Optional
+
+from nnunetv2_smaformer.errors import SMAFormerError
 
 EXT_TRAINER_VARIABLE = "nnUNet_extTrainer"
 NNUNET_FOLDER_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
@@ -51,3 +55,12 @@ def nnunet_environ(values: Optional[Mapping[str, str]] = None, register_trainers
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def console_script(name: str) -> str:
+    """A console script (``nnUNetv2_train``, ...) of this interpreter's environment, else from ``PATH``."""
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        raise SMAFormerError(f"console script {name} not found next to {sys.executable} nor on PATH")
+    return found

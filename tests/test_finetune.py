@@ -26,6 +26,39 @@ def old_names(state):
     return {k.replace(HEAD, "."): v for k, v in state.items()}
 
 
+def old_checkpoint(state):
+    """:func:`old_names`, and as checkpoints wrote it before the convolutions directly in front of a
+    BatchNorm lost their bias: each gets a random bias, which is added to the BatchNorm's running mean
+    too, so the old network computes the same function."""
+    old = old_names(state)
+    generator = torch.Generator().manual_seed(0)
+    for name, module in SMAFormerV2(1, 2).named_modules():
+        for conv, norm in getattr(module, "conv_bn_pairs", ()):
+            mean_key = f"{name}.{norm}.running_mean"
+            if mean_key in old:
+                bias = torch.randn(old[mean_key].shape, generator=generator)
+                old[f"{name}.{conv}.bias"] = bias
+                old[mean_key] = old[mean_key] + bias
+    return old
+
+
+def test_old_checkpoints_compute_the_same_function():
+    torch.manual_seed(0)
+    model = SMAFormerV2(1, 3).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):  # non-trivial running statistics
+                module.running_mean.normal_()
+                module.running_var.uniform_(0.5, 2.0)
+    old = old_checkpoint(model.state_dict())
+    assert "decoder.final_up.up.bias" in old and "encoder.sma.0.proj.bias" in old
+    restored = SMAFormerV2(1, 3).eval()
+    restored.load_state_dict(old)  # strict: every old key is accounted for
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(restored(x), model(x), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("edge", [True, False], ids=["edge-head", "plain-head"])
 def test_only_the_class_logit_layers_depend_on_the_label_count(edge):
     four, nine = (SMAFormerV2(1, k, use_edge_enhancement=edge, img_size=64).state_dict() for k in (5, 10))
@@ -139,7 +172,7 @@ def test_old_checkpoint_predicts_and_continues(ct, smoke_model, tmp_path):
     old = results / smoke_model.parent.name / smoke_model.name
     shutil.copytree(smoke_model, old, ignore=shutil.ignore_patterns("validation"))
     checkpoint = torch.load(old / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
-    checkpoint["network_weights"] = old_names(checkpoint["network_weights"])
+    checkpoint["network_weights"] = old_checkpoint(checkpoint["network_weights"])
     assert "decoder.head.classifier.weight" in checkpoint["network_weights"]
     torch.save(checkpoint, old / "fold_0" / "checkpoint_final.pth")
     old_env = {**ct, "nnUNet_results": str(results)}

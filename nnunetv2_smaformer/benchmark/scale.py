@@ -41,8 +41,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from nnunetv2_smaformer.demo import _bin, _environ
 from nnunetv2_smaformer.errors import SMAFormerError
+from nnunetv2_smaformer.nnunet_env import (EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES, console_script,
+                                           nnunet_environ, with_trainer_dir)
 
 logger = logging.getLogger(__name__)
 
@@ -272,22 +273,13 @@ def measure_training(spec: dict) -> dict:
 # ---------------------------------------------------------------- the whole run
 
 
-def _trainer_folder() -> str:
-    import nnunetv2_smaformer.nnunet_trainers as trainers
-
-    return str(Path(trainers.__file__).resolve().parent)
-
-
 def _environment(out: Path) -> Dict[str, str]:
     """nnU-Net folders inside ``out`` (never the user's), this package's trainers findable by name."""
     env = dict(os.environ)
-    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+    for name in NNUNET_FOLDER_VARIABLES:
         env[name] = str(out / "nnunet" / name)
         Path(env[name]).mkdir(parents=True, exist_ok=True)
-    folders = [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p.strip()]
-    if _trainer_folder() not in folders:
-        folders.append(_trainer_folder())
-    env["nnUNet_extTrainer"] = os.pathsep.join(folders)
+    env[EXT_TRAINER_VARIABLE] = with_trainer_dir(env.get(EXT_TRAINER_VARIABLE))
     return env
 
 
@@ -319,7 +311,7 @@ def _write_phantom(settings: ScaleSettings, out: Path, env: Dict[str, str], data
     make_phantom(phantom, "btcv", cases=cases, size=settings.size, slices=settings.slices, seed=settings.seed,
                  spacing=SYNAPSE_SPACING)
     # The converter reads the nnU-Net folders from the environment, as the CLI does.
-    with _environ({name: env[name] for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}):
+    with nnunet_environ({name: env[name] for name in NNUNET_FOLDER_VARIABLES}, register_trainers=False):
         convert_synapse(phantom, dataset_id, fmt="btcv", overwrite=True, progress=False, num_processes=1)
     shutil.rmtree(phantom)  # the converted dataset holds the same voxels
     name = dataset_folder_name(dataset_id)
@@ -373,7 +365,7 @@ def _whole_slice_model(model: Path, side: int) -> Path:
 
 def _nnunet_benchmark(trainer: str, dataset_id: int, env: Dict[str, str], logs: Path, device: str) -> dict:
     """``nnUNetv2_train`` with nnU-Net's 5-epoch benchmark trainer; its fastest epoch and what it implies."""
-    cmd = [_bin("nnUNetv2_train"), str(dataset_id), CONFIGURATION, "0", "-tr", trainer, "-device", "cuda"]
+    cmd = [console_script("nnUNetv2_train"), str(dataset_id), CONFIGURATION, "0", "-tr", trainer, "-device", "cuda"]
     if ":" in device:
         env = dict(env, CUDA_VISIBLE_DEVICES=device.split(":", 1)[1])
     seconds, _ = _run_timed(cmd, env, logs / f"{trainer}.log")
@@ -412,7 +404,7 @@ def run_scale_benchmark(out: Path, settings: ScaleSettings, dataset_id: int = 99
                        settings.size, settings.size, settings.slices, SYNAPSE_SIZE, SYNAPSE_SIZE, SYNAPSE_MIN_SLICES)
     dataset, raw = _write_phantom(settings, out, env, dataset_id)
     now = lap("phantom+conversion", now)
-    _run_timed([_bin("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", CONFIGURATION, "-np", "2",
+    _run_timed([console_script("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", CONFIGURATION, "-np", "2",
                 "--verify_dataset_integrity"], env, logs / "plan_and_preprocess.log")
     now = lap("plan+preprocess", now)
 
@@ -438,7 +430,7 @@ def run_scale_benchmark(out: Path, settings: ScaleSettings, dataset_id: int = 99
         model = Path(env["nnUNet_results"]) / dataset / f"{trainer}__nnUNetPlans__{CONFIGURATION}"
         common = ["-f", "0", "-chk", "checkpoint_final.pth", "-device", settings.device.split(":")[0],
                   "-npp", "1", "-nps", "1", "--disable_progress_bar"]
-        by_name = [_bin("nnUNetv2_predict"), "-d", str(dataset_id), "-c", CONFIGURATION, "-tr", trainer]
+        by_name = [console_script("nnUNetv2_predict"), "-d", str(dataset_id), "-c", CONFIGURATION, "-tr", trainer]
         startup_s = None
         if settings.predict_slices is not None:
             # Process start and model loading: a run on an empty folder (nnU-Net loads the model, then finds no case).
@@ -458,7 +450,7 @@ def run_scale_benchmark(out: Path, settings: ScaleSettings, dataset_id: int = 99
                 cmd = [*by_name, *io]
             else:
                 patch = [variant.patch_side, variant.patch_side]
-                cmd = [_bin("nnUNetv2_predict_from_modelfolder"), "-m",
+                cmd = [console_script("nnUNetv2_predict_from_modelfolder"), "-m",
                        str(_whole_slice_model(model, variant.patch_side)), *io]
             seconds, rss = _run_timed(cmd, env, logs / f"predict_{trainer}_{variant.name}.log")
             tiles = tiles_per_slice([settings.size] * 2, patch, variant.step_size)

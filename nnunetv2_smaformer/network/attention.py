@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nnunetv2_smaformer.network.checkpoint_compat import FoldsLegacyConvBias
+
 
 class PixelAttention(nn.Module):
     """Per-pixel, per-channel gate: ``x * sigmoid(Conv1x1(x))``."""
@@ -56,7 +58,7 @@ class SpatialAttention(nn.Module):
         return x * torch.sigmoid(self.conv(descriptor))
 
 
-class SMA(nn.Module):
+class SMA(FoldsLegacyConvBias, nn.Module):
     """Synergistic Multi-Attention on ``[B, C, H, W]``.
 
     ``P = PixelAttention(x)``, ``Ch = ChannelAttention(x)``, ``S = Conv1x1(P * Ch)``,
@@ -67,6 +69,8 @@ class SMA(nn.Module):
         residual: Add the input to the output. The decoder's transformer blocks use the
             attention without it because they add their own (drop-path) residual.
     """
+
+    conv_bn_pairs = (("proj", "norm"),)
 
     def __init__(self, dim: int, residual: bool = True) -> None:
         super().__init__()

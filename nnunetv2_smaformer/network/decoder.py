@@ -9,6 +9,7 @@ from timm.layers import DropPath
 from torch import nn
 
 from nnunetv2_smaformer.network.attention import SMA
+from nnunetv2_smaformer.network.checkpoint_compat import FoldsLegacyConvBias
 
 
 class SegmentationLayer(nn.Module):
@@ -82,11 +83,13 @@ class SMATransformerBlock(nn.Module):
         return x + self.drop_path2(self.mlp(self.norm2(x)))
 
 
-class DecoderStage(nn.Module):
+class DecoderStage(FoldsLegacyConvBias, nn.Module):
     """x2 transposed-conv upsampling, skip fusion, SMA transformer blocks, LayerNorm.
 
     Shapes: ``x [B, C_in, H, W]``, ``skip [B, C_out, 2H, 2W]`` -> ``[B, C_out, 2H, 2W]``.
     """
+
+    conv_bn_pairs = (("fuse.0", "fuse.1"),)
 
     def __init__(
         self,
@@ -111,8 +114,10 @@ class DecoderStage(nn.Module):
         return self.norm(self.blocks(x)).permute(0, 3, 1, 2)
 
 
-class FinalUpsampling(nn.Module):
+class FinalUpsampling(FoldsLegacyConvBias, nn.Module):
     """x4 transposed conv + BN + ReLU back to input resolution: ``[B, C, H/4, W/4] -> [B, C, H, W]``."""
+
+    conv_bn_pairs = (("up", "norm"),)
 
     def __init__(self, channels: int, scale: int = 4) -> None:
         super().__init__()
@@ -131,13 +136,15 @@ def sobel_kernels() -> torch.Tensor:
     return torch.stack((gx, gx.t()))
 
 
-class EdgeEnhancementHead(nn.Module):
+class EdgeEnhancementHead(FoldsLegacyConvBias, nn.Module):
     """Segmentation head that sees the features together with their Sobel edge responses.
 
     Depthwise Sobel-x/Sobel-y filters (learnable, initialised to Sobel) give ``2C`` edge maps;
     ``[features, edges]`` (``3C``) is fused back to ``C`` by 1x1 conv + BN + ReLU, then a 1x1
     conv gives the logits. Shapes: ``[B, C, H, W] -> [B, num_classes, H, W]``.
     """
+
+    conv_bn_pairs = (("fuse.0", "fuse.1"),)
 
     def __init__(self, channels: int, num_classes: int) -> None:
         super().__init__()

@@ -229,8 +229,8 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
         A clear error when neither is usable."""
         value = os.environ.get(PRETRAINED_ENV, "").strip()
         no_pretrain = (
-            f"or train without ImageNet initialisation with a _noPretrain variant "
-            f"(e.g. -tr nnUNetTrainerSMAFormerV2_noPretrain)"
+            "or train without ImageNet initialisation with a _noPretrain variant "
+            "(e.g. -tr nnUNetTrainerSMAFormerV2_noPretrain)"
         )
         if not value:
             try:
