@@ -6,7 +6,7 @@ import os
 import subprocess
 
 from nnunetv2_smaformer.cli.demo import DEMO_MIN_MEAN_DSC
-from nnunetv2_smaformer.demo import SMAFORMER_TRAINER, STOCK_TRAINER
+from nnunetv2_smaformer.demo import PREDICT_TIMING_SCOPE, SMAFORMER_TRAINER, STOCK_TRAINER
 
 
 def test_demo_end_to_end(smaformer_bin, tmp_path):
@@ -31,6 +31,21 @@ def test_demo_end_to_end(smaformer_bin, tmp_path):
     assert (out / "nnUNet_raw" / "Dataset999_Synapse" / "imagesTs").is_dir()
     assert "mean DSC" in result.stdout
 
+    # The report says what was measured: stage times as timed, inference time with its scope.
+    setup = report["setup"]
+    assert set(setup["stage_seconds"]) == {"phantom+conversion", "plan+preprocess", "evaluation+comparison", "overlays",
+                                           *(f"{step} {t}" for t in (SMAFORMER_TRAINER, STOCK_TRAINER)
+                                             for step in ("train", "predict"))}
+    markdown = (out / "report.md").read_text()
+    for trainer in (SMAFORMER_TRAINER, STOCK_TRAINER):
+        timing = json.loads((out / "predictions" / trainer / "timing.json").read_text())
+        assert timing["seconds_per_case"] == setup["stage_seconds"][f"predict {trainer}"] / 12
+        assert timing["includes"] == PREDICT_TIMING_SCOPE
+        assert setup["settings"][trainer] in markdown
+    assert f"Inference time per case, for every method: {PREDICT_TIMING_SCOPE}." in markdown
+    assert "synthetic phantom" in markdown and setup["budget"] in markdown
+    assert "excludes model loading" not in markdown
+
 
 def test_demo_trainers_describe_their_budget_and_settings():
     # The report quotes these lines, so they must follow the classes' real settings.
@@ -43,3 +58,13 @@ def test_demo_trainers_describe_their_budget_and_settings():
     assert f"peak lr {nnUNetTrainer_demoCPU.initial_lr_sgd:g}" in nnUNetTrainer_demoCPU.settings_summary()
     assert f"peak lr {nnUNetTrainerSMAFormerV2_demoCPU.initial_lr_adamw:g}" in \
         nnUNetTrainerSMAFormerV2_demoCPU.settings_summary()
+
+
+def test_inference_time_scope_follows_how_it_was_obtained():
+    from nnunetv2_smaformer.benchmark.report import inference_timing_scope
+
+    assert "model loading and process start-up excluded" in inference_timing_scope(
+        {"seconds_per_case": 1.0, "per_case_s": [1.0], "device": "cpu"})
+    assert inference_timing_scope({"seconds_per_case": 1.0, "includes": PREDICT_TIMING_SCOPE}) == PREDICT_TIMING_SCOPE
+    assert "scope not stated" in inference_timing_scope({"seconds_per_case": 1.0, "source": "timing.json"})
+    assert inference_timing_scope({"seconds_per_case": None}) == "not measured"

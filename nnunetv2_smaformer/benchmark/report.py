@@ -45,6 +45,36 @@ def _inference_cell(inference: Dict[str, object]) -> str:
     return f"{seconds:.2f} ({TIMING_FILE})"
 
 
+def inference_timing_scope(inference: Dict[str, object]) -> str:
+    """What an inference time per case includes, in words, from how it was obtained."""
+    if inference.get("seconds_per_case") is None:
+        return "not measured"
+    if "per_case_s" in inference:
+        return ("nnUNetPredictor in the comparing process: preprocessing, sliding window, resampling; "
+                "model loading and process start-up excluded")
+    return str(inference.get("includes") or f"as recorded in the prediction folder's {TIMING_FILE}, scope not stated")
+
+
+def _inference_sentence(models: Dict[str, Dict[str, object]]) -> str:
+    scopes = {key: inference_timing_scope(facts["inference"]) for key, facts in models.items()}
+    if len(set(scopes.values())) == 1:
+        return f"Inference time per case, for every method: {next(iter(scopes.values()))}."
+    return "Inference time per case: " + "; ".join(f"{key}: {scope}" for key, scope in scopes.items()) + "."
+
+
+def render_setup_section(setup: Dict[str, object]) -> List[str]:
+    """Markdown lines for a report's ``setup``: the data, each method's budget and settings, stage times."""
+    lines = ["## Set-up", "", str(setup["data"]), "", f"Budget, the same for every method: {setup['budget']}.", ""]
+    lines += [f"- `{trainer}`: {settings}" for trainer, settings in setup["settings"].items()]
+    if setup.get("settings_chosen_by"):
+        lines += ["", str(setup["settings_chosen_by"])]
+    stages = setup.get("stage_seconds") or {}
+    if stages:
+        lines += ["", *_table(["stage", "seconds"], [[name, f"{seconds:.0f}"] for name, seconds in stages.items()]
+                              + [["**total**", f"**{sum(stages.values()):.0f}**"]], [":---", "---:"])]
+    return lines + [""]
+
+
 def _models_table(models: Dict[str, Dict[str, object]]) -> List[str]:
     keys = list(models)
     rows_spec = [
@@ -110,8 +140,8 @@ def render_markdown(report: dict, evaluations: Dict[str, EvaluationResult]) -> s
         "",
         f"Fold {report['fold']}. Parameters and GMACs of the trained network (checkpoint weights loaded) at one "
         "patch of its plans; epoch time from the checkpoint's training log; fastest epoch of nnU-Net's "
-        "benchmark trainers where their `benchmark_result.json` exists (GPU only); inference time per case "
-        "excludes model loading.",
+        "benchmark trainers where their `benchmark_result.json` exists (GPU only). "
+        + _inference_sentence(report["models"]),
         "",
         *_models_table(report["models"]),
         "",
