@@ -115,7 +115,7 @@ class nnUNetTrainer_demoCPU(DemoBudget, nnUNetTrainer):
     """Stock nnU-Net on the CPU demo budget: its own planned 2D U-Net and 128x128 patch, SGD (Nesterov,
     momentum 0.99) with poly decay, at a peak lr of 0.1, 10x nnU-Net's default 1e-2.
 
-    The lr is the best of 1, 3 and 10x the default on the demo phantom in ``benchmarks/demo_search.py``
+    The lr is the best of 1, 3, 10 and 30x the default on the demo phantom in ``benchmarks/demo_search.py``
     (one run each; the table is in the README's demo section): its 1e-2 is made for 250 000 iterations
     and leaves stock nnU-Net far from converged after the demo's 480.
     """
