@@ -9,7 +9,7 @@ from nnunetv2_smaformer import SMAFormerV2
 from nnunetv2_smaformer.network.attention import SMA
 from nnunetv2_smaformer.network.decoder import DecoderStage, EdgeEnhancementHead, sobel_kernels
 
-# Figures of the original implementation (SPEC section 3): 9 classes, 3 input channels.
+# Figures of the authors' implementation (their parameter counts): 9 classes, 3 input channels.
 ORIGINAL_TOTAL = 42_661_643
 ORIGINAL_ENCODER = 27_519_354  # Swin-T without its classifier, window 7
 ORIGINAL_SMA = 2_455_976
