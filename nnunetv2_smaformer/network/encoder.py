@@ -48,6 +48,10 @@ class CachedShiftMask:
         compute = SwinTransformerBlock.get_attn_mask
         if x is None:  # timm asks for a static mask (e.g. from set_input_size): nothing to cache
             return compute(self._block, x, device=device, dtype=dtype)
+        if torch.compiler.is_compiling():
+            # A compiled graph holds the mask itself; filling the cache inside it would change what the
+            # graph's guards saw and force a recompilation on the next call.
+            return compute(self._block, x)
         key = (x.shape[1], x.shape[2], self._block.window_size, self._block.shift_size, x.device, x.dtype)
         if key not in self._masks:
             with torch.no_grad():
