@@ -73,16 +73,19 @@ def build_network() -> torch.nn.Module:
 
 
 def training_step(model, runner, loss_fn, data, targets):
-    """Forward, nnU-Net's loss, backward: (outputs, loss, {parameter name: gradient}).
-
-    Parameters without a gradient (the 1/16 deep-supervision head: nnU-Net weights its loss 0) are left out.
-    """
+    """Forward, nnU-Net's loss, backward: (outputs, loss, {parameter name: gradient})."""
     model.zero_grad(set_to_none=True)
     outputs = runner(data)
     loss = loss_fn(outputs, targets)
     loss.backward()
-    grads = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
-    return [o.detach() for o in outputs], loss.detach(), grads
+    return [o.detach() for o in outputs], loss.detach(), gradients(model)
+
+
+def gradients(model) -> Dict[str, torch.Tensor]:
+    """{parameter name: gradient}. Without a gradient (None) counts as zero: eager leaves the 1/16 head
+    without one (nnU-Net weights its loss 0 and skips it), AOT autograd hands it zeros."""
+    return {name: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+            for name, p in model.named_parameters()}
 
 
 def gradient_error(actual: Dict[str, torch.Tensor], expected: Dict[str, torch.Tensor]) -> float:
@@ -236,7 +239,7 @@ def test_autocast_forward_backward(fp32_reference, dtype, output_tol, grad_tol):
         outputs = network(data)
         loss = loss_fn(outputs, targets)
     loss.backward()
-    grads = {name: p.grad for name, p in network.named_parameters() if p.grad is not None}
+    grads = gradients(network)
     assert torch.isfinite(loss) and all(torch.isfinite(o).all() for o in outputs)
     assert all(torch.isfinite(g).all() for g in grads.values())
     error = relative_error([o.float() for o in outputs], out_ref)
