@@ -39,7 +39,7 @@ def test_training_writes_a_256_patch_smaformer_model(smoke_model):
     assert checkpoint["trainer_name"] == SMOKE
     weights = checkpoint["network_weights"]
     assert weights["input_proj.conv.weight"].shape == (3, 1, 3, 3)
-    assert weights["decoder.head.classifier.weight"].shape == (4, 96, 1, 1)
+    assert weights["decoder.head.classifier.seg_layers.weight"].shape == (4, 96, 1, 1)
     groups = checkpoint["optimizer_state"]["param_groups"]
     assert "betas" in groups[0] and groups[0]["weight_decay"] == pytest.approx(1e-2)
     assert groups[1]["weight_decay"] == 0.0
