@@ -172,7 +172,7 @@ def test_two_channel_dataset_with_other_labels(tmp_path):
     folder = model_folder(env, "Dataset502_TinyMR", SMOKE)
     weights = torch.load(folder / "fold_0" / "checkpoint_final.pth", weights_only=False)["network_weights"]
     assert weights["input_proj.conv.weight"].shape == (3, 2, 3, 3)
-    assert weights["decoder.head.classifier.weight"].shape[0] == 6
+    assert weights["decoder.head.classifier.seg_layers.weight"].shape[0] == 6
 
     images = Path(env["nnUNet_raw"]) / "Dataset502_TinyMR" / "imagesTr"
     (tmp_path / "in").mkdir()
