@@ -26,6 +26,7 @@ from torch._dynamo.utils import counters
 
 from ext_trainers.nnUNetTrainerSMAFormerV2_compileTest import COUNTERS_MARKER, nnUNetTrainerSMAFormerV2_compileTest
 from nnunet_cli import model_folder, run
+from nnunetv2_smaformer.benchmark.network import deep_supervision_loss
 
 COMPILE_TRAINER = nnUNetTrainerSMAFormerV2_compileTest.__name__
 # Dataset501 of the ``ct`` fixture: one CT channel, 3 organs + background, 64x64 slices; nnU-Net's batch 2.
@@ -41,19 +42,6 @@ def relative_error(actual: List[torch.Tensor], expected: List[torch.Tensor]) -> 
     diff = torch.sqrt(sum(((a.double() - e.double()) ** 2).sum() for a, e in zip(actual, expected)))
     norm = torch.sqrt(sum((e.double() ** 2).sum() for e in expected))
     return float(diff / norm)
-
-
-def deep_supervision_loss(num_outputs: int) -> torch.nn.Module:
-    """nnU-Net's training loss: Dice+CE per output, weights 1/2^i with the coarsest 0, normalised."""
-    from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
-    from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
-    from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
-
-    weights = np.array([1 / 2**i for i in range(num_outputs)])
-    weights[-1] = 0
-    loss = DC_and_CE_loss({"batch_dice": True, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
-                          weight_ce=1, weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)
-    return DeepSupervisionWrapper(loss, weights / weights.sum())
 
 
 def inputs(seed: int = 0):

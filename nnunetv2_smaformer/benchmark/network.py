@@ -59,7 +59,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _deep_supervision_loss(num_outputs: int) -> nn.Module:
+def deep_supervision_loss(num_outputs: int) -> nn.Module:
     """nnU-Net's training loss: Dice+CE on each output, weights 1/2^i with the last one 0, normalised."""
     from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
     from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
@@ -188,7 +188,7 @@ class _Runner:
         with self._autocast():
             outputs = _as_list(self.runner(self.data))
             if self.loss_fn is None:
-                self.loss_fn = _deep_supervision_loss(len(outputs))
+                self.loss_fn = deep_supervision_loss(len(outputs))
                 self.targets = _targets(outputs, self.num_classes, self.generator)
             loss = self.loss_fn(outputs, self.targets)
         loss.backward()
