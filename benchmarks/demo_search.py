@@ -10,7 +10,7 @@ trainer's. Prints and writes ``OUT/search.json`` and ``OUT/search.md`` (setting 
 
 Runs already finished in ``OUT`` are reused, so an interrupted search resumes where it stopped.
 
-    python benchmarks/demo_search.py --out demo_search --multipliers 1 3 10
+    python benchmarks/demo_search.py --out demo_search
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 from nnunetv2_smaformer.conversion.converter import convert_synapse
 from nnunetv2_smaformer.conversion.phantom import make_phantom
@@ -40,11 +40,18 @@ class Method:
     base_trainer: str
     lr_attribute: str
     default_lr: float
+    #: Multiples of ``default_lr`` searched unless ``--multipliers`` is given.
+    grid: Tuple[float, ...]
 
+
+#: AdamW peak learning rates 3e-4 (the original SMAFormerV2's), 1e-3 and 3e-3, for every AdamW method alike.
+ADAMW_GRID = (1.0, 3.33, 10.0)
 
 METHODS = {
-    "smaformer": Method("smaformer", "nnUNetTrainerSMAFormerV2_demoCPU", "initial_lr_adamw", 3e-4),
-    "stock": Method("stock", "nnUNetTrainer_demoCPU", "initial_lr_sgd", 1e-2),
+    "smaformer": Method("smaformer", "nnUNetTrainerSMAFormerV2_demoCPU", "initial_lr_adamw", 3e-4, ADAMW_GRID),
+    "stock": Method("stock", "nnUNetTrainer_demoCPU", "initial_lr_sgd", 1e-2, (1.0, 3.0, 10.0, 30.0)),
+    # nnU-Net's own AdamW variant, on SMAFormerV2's grid (nnU-Net ships it at 3e-4 and 1e-3).
+    "stock_adam": Method("stock_adam", "nnUNetTrainerAdam_demoCPU", "initial_lr_adamw", 3e-4, ADAMW_GRID),
 }
 
 
@@ -65,8 +72,9 @@ def trainer_name(method: Method, multiplier: float) -> str:
 
 
 def peak_lr(method: Method, multiplier: float) -> float:
-    # Rounded to 3 significant digits so that 3e-4 x 10 reads 0.003, not 0.0029999999999999996.
-    return float(f"{method.default_lr * multiplier:.3g}")
+    # Rounded to 2 significant digits so that 3e-4 x 10 reads 0.003, not 0.0029999999999999996, and
+    # 3e-4 x 3.33 reads 0.001.
+    return float(f"{method.default_lr * multiplier:.2g}")
 
 
 def write_search_trainer(folder: Path, method: Method, multiplier: float) -> None:
@@ -166,9 +174,10 @@ def table(rows: Sequence[Row]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("demo_search"))
-    parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=["stock", "smaformer"])
-    parser.add_argument("--multipliers", nargs="+", type=float, default=[1.0, 3.0, 10.0],
-                        help="multiples of each method's default peak learning rate (default: 1 3 10)")
+    parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=list(METHODS))
+    parser.add_argument("--multipliers", nargs="+", type=float, default=None,
+                        help="multiples of each method's default peak learning rate (default: the method's grid: "
+                             "x1, x3.33, x10 for AdamW, x1, x3, x10, x30 for stock nnU-Net's SGD)")
     parser.add_argument("--seed", type=int, default=0, help="phantom seed (the demo's default: 0)")
     args = parser.parse_args()
 
@@ -178,7 +187,7 @@ def main() -> None:
     generated = out / "search_trainers"
     methods = [METHODS[key] for key in args.methods]
     for method in methods:
-        for multiplier in args.multipliers:
+        for multiplier in args.multipliers or method.grid:
             write_search_trainer(generated, method, multiplier)
     env["nnUNet_extTrainer"] = os.pathsep.join([str(generated), env["nnUNet_extTrainer"]])
     # The converter reads the nnU-Net folders from this process's environment, as the CLI does.
@@ -187,7 +196,7 @@ def main() -> None:
 
     rows: List[Row] = []
     for method in methods:
-        for multiplier in args.multipliers:
+        for multiplier in args.multipliers or method.grid:
             rows.append(run_setting(out, env, dataset_id, method, multiplier))
             print(f"{rows[-1].trainer}: mean DSC {100 * rows[-1].mean_dice:.1f} %, "
                   f"training {rows[-1].train_s:.0f} s, prediction {rows[-1].predict_s:.0f} s", flush=True)

@@ -2,6 +2,7 @@
 from nnunetv2_smaformer.training.trainer import nnUNetTrainerSMAFormerV2
 from nnunetv2_smaformer.training.variants import (
     nnUNetTrainer_demoCPU,
+    nnUNetTrainerAdam_demoCPU,
     nnUNetTrainerSMAFormerV2_demoCPU,
     nnUNetTrainerSMAFormerV2_150epochs,
     nnUNetTrainerSMAFormerV2_250epochs,
@@ -20,6 +21,7 @@ from nnunetv2_smaformer.training.variants import (
 
 __all__ = [
     "nnUNetTrainer_demoCPU",
+    "nnUNetTrainerAdam_demoCPU",
     "nnUNetTrainerSMAFormerV2_demoCPU",
     "nnUNetTrainerSMAFormerV2",
     "nnUNetTrainerSMAFormerV2_150epochs",

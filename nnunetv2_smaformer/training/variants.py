@@ -5,6 +5,7 @@ from typing import ClassVar
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import nnUNetTrainerAdam
 from nnunetv2.training.nnUNetTrainer.variants.benchmarking.nnUNetTrainerBenchmark_5epochs import (
     nnUNetTrainerBenchmark_5epochs,
 )
@@ -132,6 +133,27 @@ class nnUNetTrainer_demoCPU(DemoBudget, nnUNetTrainer):
     def settings_summary(cls) -> str:
         return (f"nnU-Net's planned 2D U-Net and patch, SGD (Nesterov, momentum 0.99) with peak lr "
                 f"{cls.initial_lr_sgd:g} and poly decay")
+
+
+class nnUNetTrainerAdam_demoCPU(DemoBudget, nnUNetTrainerAdam):
+    """Stock nnU-Net on the CPU demo budget with nnU-Net's own Adam variant (``nnUNetTrainerAdam``: AdamW
+    with amsgrad, nnU-Net's weight decay 3e-5 and poly decay), its planned 2D U-Net and patch unchanged.
+
+    Searched on the same AdamW grid as SMAFormerV2 in ``benchmarks/demo_search.py``.
+    """
+
+    #: Peak learning rate of AdamW and the poly schedule (nnU-Net ships this trainer at 3e-4 and 1e-3).
+    initial_lr_adamw: ClassVar[float] = 1e-3
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.initial_lr = self.initial_lr_adamw
+
+    @classmethod
+    def settings_summary(cls) -> str:
+        return (f"nnU-Net's planned 2D U-Net and patch, nnU-Net's AdamW variant (amsgrad) with peak lr "
+                f"{cls.initial_lr_adamw:g} and poly decay")
 
 
 class nnUNetTrainerSMAFormerV2_demoCPU(DemoBudget, nnUNetTrainerSMAFormerV2_noPretrain):
