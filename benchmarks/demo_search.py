@@ -1,12 +1,13 @@
-"""The learning-rate search behind the demo's settings: the same grid for SMAFormerV2 and stock nnU-Net.
+"""The optimiser and learning-rate search behind the demo's settings: one AdamW grid for both methods.
 
 Builds the demo's phantom dataset once (same generator, size, slices and seed as ``smaformer demo``),
 plans and preprocesses it with nnU-Net, then for each method and each multiplier of that method's
-default peak learning rate (SMAFormerV2: AdamW 3e-4, the original's; stock nnU-Net: SGD 1e-2)
-trains a thin subclass of the shipped demo trainer (same budget: epochs x iterations x batch) through
-``nnUNetv2_train``, predicts the 12 test cases with ``nnUNetv2_predict`` and evaluates them with the
-package's Synapse evaluation. Everything else (patch, augmentation, loss, schedule shape) is the demo
-trainer's. Prints and writes ``OUT/search.json`` and ``OUT/search.md`` (setting -> mean DSC, times).
+default peak learning rate (``smaformer`` and ``stock_adam``: AdamW from 3e-4, the original
+SMAFormerV2's; ``stock``: nnU-Net's default SGD from its 1e-2) trains a thin subclass of the demo
+trainer (same budget: epochs x iterations x batch) through ``nnUNetv2_train``, predicts the 12 test
+cases with ``nnUNetv2_predict`` and evaluates them with the package's Synapse evaluation. Everything
+else (patch, augmentation, loss, schedule shape) is the demo trainer's. Prints and writes
+``OUT/search.json`` and ``OUT/search.md`` (setting -> mean DSC, times).
 
 Runs already finished in ``OUT`` are reused, so an interrupted search resumes where it stopped.
 
