@@ -43,7 +43,7 @@ _PROGRESS_MARKERS = ("Epoch ", "Pseudo dice", "Epoch time", "train_loss", "Train
 
 @dataclass
 class DemoConfig:
-    """What the demo builds. The defaults take about 10 minutes on 2 CPU cores."""
+    """What the demo builds. The defaults take about 14 minutes on 2 CPU cores."""
 
     out: Path
     size: int = 128

@@ -115,3 +115,23 @@ def test_benchmark_network_reference_without_window_argument(smaformer_bin, tmp_
     assert result.returncode == 2
     assert str(reference) in result.stderr and "window_size" in result.stderr
     assert not out.exists()
+
+
+def test_profile_against_the_reference_attributes_its_time(tmp_path):
+    # benchmarks/profile_vs_reference.py: the stand-in's 0.4 s sleep in forward appears in its whole-network
+    # forward time, our network's top-level modules are listed, and the stand-in's prints stay out.
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "profile_vs_reference.py"
+    result = subprocess.run([sys.executable, str(script), "--reference", str(_stand_in(tmp_path / "ref.py")),
+                             "--img-size", "64", "--steps", "1", "--warmup", "0", "--depth", "1"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    ours, theirs = result.stdout.split("Forward per module")[1:]
+    assert "smaformer_v2_single_output" in ours and "reference_window8" in theirs
+    assert "encoder (" in ours and "decoder (" in ours
+    whole = [line for line in theirs.splitlines() if "(whole network)" in line]
+    assert len(whole) == 1 and float(whole[0].split()[-1]) >= 1000 * SLEEP_S
+    assert "aten::" in result.stdout.split("Forward per module")[0]
+    assert "STAND-IN REPORT" not in result.stdout

@@ -156,14 +156,16 @@ def test_finetune_on_nine_labels_from_four(finetuned):
     assert drift < 0.02
 
 
-def _predict(env, image: Path, out: Path) -> np.ndarray:
-    """nnUNetv2_predict of Dataset501's smoke model for one image; the segmentation as an array."""
+def _predict(env, image: Path, out: Path):
+    """nnUNetv2_predict of Dataset501's smoke model for one image: the segmentation and the class probabilities."""
     inputs = out.with_name(out.name + "_in")
     inputs.mkdir()
     (inputs / image.name).symlink_to(image)
     run(["nnUNetv2_predict", "-i", inputs, "-o", out, "-d", "501", "-c", "2d", "-f", "0", "-tr", SMOKE,
-         "-device", "cpu"], env)
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(out / image.name.replace("_0000", ""))))
+         "-device", "cpu", "--save_probabilities"], env)
+    case = image.name.replace("_0000.nii.gz", "")
+    segmentation = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{case}.nii.gz")))
+    return segmentation, np.load(out / f"{case}.npz")["probabilities"]
 
 
 def test_old_checkpoint_predicts_and_continues(ct, smoke_model, tmp_path):
@@ -178,7 +180,15 @@ def test_old_checkpoint_predicts_and_continues(ct, smoke_model, tmp_path):
     old_env = {**ct, "nnUNet_results": str(results)}
 
     case = Path(ct["nnUNet_raw"]) / "Dataset501_TinyCT" / "imagesTr" / "case_003_0000.nii.gz"
-    assert np.array_equal(_predict(ct, case, tmp_path / "new"), _predict(old_env, case, tmp_path / "old"))
+    new_seg, new_prob = _predict(ct, case, tmp_path / "new")
+    old_seg, old_prob = _predict(old_env, case, tmp_path / "old")
+    # The folded biases change float rounding only; a 10-step smoke model has near-ties in its
+    # probabilities, where that rounding may flip the arg-max, so labels are compared where the
+    # winner leads by more than the rounding.
+    assert np.allclose(new_prob, old_prob, atol=1e-4)
+    top2 = np.sort(new_prob, axis=0)[-2:]
+    clear = (top2[1] - top2[0]) > 1e-3
+    assert clear.mean() > 0.5 and np.array_equal(new_seg[clear], old_seg[clear])
 
     run(["nnUNetv2_train", "501", "2d", "0", "-tr", SMOKE, "-device", "cpu", "--c"], old_env)
     resaved = torch.load(old / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=False)

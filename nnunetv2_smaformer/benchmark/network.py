@@ -142,7 +142,7 @@ class NetworkConfig:
     compile_model: bool = False
 
 
-class _Runner:
+class StepRunner:
     """A built network with its optimiser, random batch, loss and targets; runs one timed step at a time."""
 
     def __init__(self, config: NetworkConfig, settings: BenchmarkSettings) -> None:
@@ -220,7 +220,7 @@ def measure_interleaved(configs: Sequence[NetworkConfig], settings: BenchmarkSet
     device and autocast dtype of ``settings``. Input: random ``[batch_size, in_channels, img_size, img_size]``;
     targets: random labels in ``[0, num_classes)``, downsampled to each output the loss sees.
     """
-    runners = [_Runner(c, settings) for c in configs]
+    runners = [StepRunner(c, settings) for c in configs]
     for phase in ("train_step", "inference_batch"):
         for i in range(settings.warmup + settings.steps):
             shift = i % len(runners)
