@@ -50,9 +50,9 @@ ADAMW_GRID = (1.0, 3.33, 10.0)
 
 METHODS = {
     "smaformer": Method("smaformer", "nnUNetTrainerSMAFormerV2_demoCPU", "initial_lr_adamw", 3e-4, ADAMW_GRID),
-    "stock": Method("stock", "nnUNetTrainer_demoCPU", "initial_lr_sgd", 1e-2, (1.0, 3.0, 10.0, 30.0)),
+    "stock": Method("stock", "nnUNetTrainer_demoCPU", "peak_lr", 1e-2, (1.0, 3.0, 10.0, 30.0)),
     # nnU-Net's own AdamW variant, on SMAFormerV2's grid (nnU-Net ships it at 3e-4 and 1e-3).
-    "stock_adam": Method("stock_adam", "nnUNetTrainerAdam_demoCPU", "initial_lr_adamw", 3e-4, ADAMW_GRID),
+    "stock_adam": Method("stock_adam", "nnUNetTrainerAdam_demoCPU", "peak_lr", 3e-4, ADAMW_GRID),
 }
 
 

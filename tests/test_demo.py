@@ -56,9 +56,10 @@ def test_demo_trainers_describe_their_budget_and_settings():
         samples = trainer.epochs * trainer.iterations_per_epoch * trainer.max_batch_size
         assert trainer.budget_summary() == nnUNetTrainer_demoCPU.budget_summary()
         assert f"= {samples} training patches" in trainer.budget_summary()
-    assert f"peak lr {nnUNetTrainer_demoCPU.initial_lr_sgd:g}" in nnUNetTrainer_demoCPU.settings_summary()
-    for trainer in (nnUNetTrainerAdam_demoCPU, nnUNetTrainerSMAFormerV2_demoCPU):
-        assert f"peak lr {trainer.initial_lr_adamw:g}" in trainer.settings_summary()
+    for trainer in (nnUNetTrainer_demoCPU, nnUNetTrainerAdam_demoCPU):
+        assert f"peak lr {trainer.peak_lr:g}" in trainer.settings_summary()
+    assert f"peak lr {nnUNetTrainerSMAFormerV2_demoCPU.initial_lr_adamw:g}" in \
+        nnUNetTrainerSMAFormerV2_demoCPU.settings_summary()
 
 
 def test_inference_time_scope_follows_how_it_was_obtained():

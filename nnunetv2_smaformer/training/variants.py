@@ -112,7 +112,25 @@ class DemoBudget(TrainingBudget):
                 f"= {samples} training patches, {'with' if cls.mirroring else 'no'} mirroring")
 
 
-class nnUNetTrainer_demoCPU(DemoBudget, nnUNetTrainer):
+class StockDemoBudget(DemoBudget):
+    """The demo budget for a stock nnU-Net trainer, with its peak learning rate as a class attribute
+    (nnU-Net keeps it in ``self.initial_lr``) and a line describing its optimiser for the report."""
+
+    #: Peak learning rate of the trainer's optimiser and poly schedule.
+    peak_lr: ClassVar[float]
+    optimiser: ClassVar[str]
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.initial_lr = self.peak_lr
+
+    @classmethod
+    def settings_summary(cls) -> str:
+        return f"nnU-Net's planned 2D U-Net and patch, {cls.optimiser} with peak lr {cls.peak_lr:g} and poly decay"
+
+
+class nnUNetTrainer_demoCPU(StockDemoBudget, nnUNetTrainer):
     """Stock nnU-Net on the CPU demo budget with its default optimiser: its own planned 2D U-Net and 128x128
     patch, SGD (Nesterov, momentum 0.99) with poly decay, at a peak lr of 0.1, 10x nnU-Net's default 1e-2.
 
@@ -121,21 +139,11 @@ class nnUNetTrainer_demoCPU(DemoBudget, nnUNetTrainer):
     and below nnU-Net's own AdamW variant, so the demo runs ``nnUNetTrainerAdam_demoCPU`` instead.
     """
 
-    #: Peak learning rate of nnU-Net's SGD and poly schedule; nnU-Net's default is 1e-2.
-    initial_lr_sgd: ClassVar[float] = 0.1
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.initial_lr = self.initial_lr_sgd
-
-    @classmethod
-    def settings_summary(cls) -> str:
-        return (f"nnU-Net's planned 2D U-Net and patch, SGD (Nesterov, momentum 0.99) with peak lr "
-                f"{cls.initial_lr_sgd:g} and poly decay")
+    peak_lr = 0.1  # nnU-Net's default: 1e-2
+    optimiser = "SGD (Nesterov, momentum 0.99)"
 
 
-class nnUNetTrainerAdam_demoCPU(DemoBudget, nnUNetTrainerAdam):
+class nnUNetTrainerAdam_demoCPU(StockDemoBudget, nnUNetTrainerAdam):
     """Stock nnU-Net on the CPU demo budget with nnU-Net's own Adam variant (``nnUNetTrainerAdam``: AdamW
     with amsgrad, nnU-Net's weight decay 3e-5 and poly decay), its planned 2D U-Net and patch unchanged.
 
@@ -144,18 +152,8 @@ class nnUNetTrainerAdam_demoCPU(DemoBudget, nnUNetTrainerAdam):
     nnU-Net's default SGD at its best lr: 67.8 %).
     """
 
-    #: Peak learning rate of AdamW and the poly schedule (nnU-Net ships this trainer at 3e-4 and 1e-3).
-    initial_lr_adamw: ClassVar[float] = 3e-3
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.initial_lr = self.initial_lr_adamw
-
-    @classmethod
-    def settings_summary(cls) -> str:
-        return (f"nnU-Net's planned 2D U-Net and patch, nnU-Net's AdamW variant (amsgrad) with peak lr "
-                f"{cls.initial_lr_adamw:g} and poly decay")
+    peak_lr = 3e-3  # nnU-Net ships this trainer at 3e-4 and 1e-3
+    optimiser = "nnU-Net's AdamW variant (amsgrad)"
 
 
 class nnUNetTrainerSMAFormerV2_demoCPU(DemoBudget, nnUNetTrainerSMAFormerV2_noPretrain):
