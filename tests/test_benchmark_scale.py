@@ -67,6 +67,8 @@ def test_benchmark_scale_tiny(tmp_path):
     for method in (ours, stock):
         assert method["train_batch_size"] == min(2, method["batch_size"])
         assert method["loader_samples_per_s_per_worker"] > 0 and method["train_iterations_per_s"] > 0
+        assert method["train_megapixels_per_s"] == pytest.approx(
+            method["train_samples_per_s"] * method["patch_size"][0] * method["patch_size"][1] / 1e6)
         assert method["predict_seconds_per_volume"] > 0 and method["predict_seconds_per_volume_no_mirroring"] > 0
         assert method["predict_startup_s"] > 0 and method["train_peak_memory_mib"] > 0
         for entry in method["predict"].values():
