@@ -186,21 +186,20 @@ def main() -> None:
     (out / "logs").mkdir(parents=True, exist_ok=True)
     env = nnunet_environment(out)
     generated = out / "search_trainers"
-    methods = [METHODS[key] for key in args.methods]
-    for method in methods:
-        for multiplier in args.multipliers or method.grid:
-            write_search_trainer(generated, method, multiplier)
+    settings = [(METHODS[key], multiplier) for key in args.methods
+                for multiplier in args.multipliers or METHODS[key].grid]
+    for method, multiplier in settings:
+        write_search_trainer(generated, method, multiplier)
     env["nnUNet_extTrainer"] = os.pathsep.join([str(generated), env["nnUNet_extTrainer"]])
     # The converter reads the nnU-Net folders from this process's environment, as the CLI does.
     os.environ.update({k: env[k] for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
     dataset_id = prepare_dataset(out, env, DemoConfig(out=out, seed=args.seed))
 
     rows: List[Row] = []
-    for method in methods:
-        for multiplier in args.multipliers or method.grid:
-            rows.append(run_setting(out, env, dataset_id, method, multiplier))
-            print(f"{rows[-1].trainer}: mean DSC {100 * rows[-1].mean_dice:.1f} %, "
-                  f"training {rows[-1].train_s:.0f} s, prediction {rows[-1].predict_s:.0f} s", flush=True)
+    for method, multiplier in settings:
+        rows.append(run_setting(out, env, dataset_id, method, multiplier))
+        print(f"{rows[-1].trainer}: mean DSC {100 * rows[-1].mean_dice:.1f} %, "
+              f"training {rows[-1].train_s:.0f} s, prediction {rows[-1].predict_s:.0f} s", flush=True)
     (out / "search.json").write_text(json.dumps([asdict(row) for row in rows], indent=1))
     (out / "search.md").write_text(table(rows))
     print(table(rows))
