@@ -81,6 +81,22 @@ def test_edge_head_starts_as_sobel():
     assert edges[0, 0].abs().sum() > 0 and edges[0, 1, 1:-1].abs().sum() == 0
 
 
+def test_edge_head_equals_its_definition():
+    # The forward splits the edge conv and the 3C -> C fuse for speed; it must compute exactly
+    # classifier(ReLU(BN(fuse(cat(x, edge(x)))))) with trained (non-Sobel) weights too.
+    torch.manual_seed(0)
+    head = EdgeEnhancementHead(channels=6, num_classes=3).eval()
+    with torch.no_grad():
+        for parameter in head.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+        head.fuse[1].running_mean.normal_()
+        x = torch.randn(2, 6, 16, 24)
+        expected = head.classifier(head.fuse(torch.cat((x, head.edge(x)), dim=1)))
+        assert torch.allclose(head(x), expected, atol=1e-5)
+        channels_last = x.contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(head(channels_last), expected, atol=1e-5)
+
+
 def test_deep_supervision_outputs_and_flag(model_ds):
     model_ds.eval()
     x = torch.randn(1, 1, 256, 256)
