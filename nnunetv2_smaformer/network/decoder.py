@@ -169,7 +169,7 @@ class EdgeEnhancementHead(FoldsLegacyConvBias, nn.Module):
         mixed = F.conv2d(x, conv.weight[:, :channels])
         for k in range(2):  # edge channel 2c + k filters channel c with Sobel kernel k
             edges = F.conv2d(x, self.edge.weight[k::2], padding=1, groups=channels)
-            mixed = mixed + F.conv2d(edges, conv.weight[:, channels + k::2])
+            mixed += F.conv2d(edges, conv.weight[:, channels + k::2])  # in place: conv keeps no output for backward
         return self.classifier(act(norm(mixed)))
 
 
