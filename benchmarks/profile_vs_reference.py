@@ -6,10 +6,11 @@ padding), runs warm-up steps, then profiles ``--steps`` training steps of each (
 backward, clipping, AdamW; the same random batch, loss, optimiser and threads as
 ``smaformer benchmark-network``) with ``torch.profiler`` and prints two tables:
 
-- operators by self CPU time per step, both networks side by side (top ``--top``);
+- operators by self CPU time per step, both networks side by side (top ``--top``); with ``--shapes``
+  each operator once per distinct input shapes (e.g. a slow convolution among many);
 - forward time per module down to ``--depth`` levels of the module tree (inclusive, per step).
 
-    python benchmarks/profile_vs_reference.py --reference SMAFormerV2.py [--window 8] [--steps 2] [--depth 2]
+    python benchmarks/profile_vs_reference.py --reference SMAFormerV2.py [--window 8] [--steps 2] [--depth 2] [--shapes]
 """
 from __future__ import annotations
 
@@ -49,18 +50,20 @@ def label_forwards(model: nn.Module, depth: int) -> None:
         module.register_forward_hook(leave)
 
 
-def profile_steps(runner: StepRunner, steps: int) -> Dict[str, Dict[str, float]]:
-    """Milliseconds per step: ``ops`` by self CPU time and ``forward`` by module (inclusive)."""
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+def profile_steps(runner: StepRunner, steps: int, shapes: bool = False) -> Dict[str, Dict[str, float]]:
+    """Milliseconds per step: ``ops`` by self CPU time (keyed by operator, or operator and input shapes)
+    and ``forward`` by module (inclusive)."""
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=shapes) as prof:
         for _ in range(steps):
             runner.train_step(record=False)
     ops: Dict[str, float] = defaultdict(float)
     forward: Dict[str, float] = defaultdict(float)
-    for event in prof.key_averages():
+    for event in prof.key_averages(group_by_input_shape=shapes):
         if event.key.startswith(FORWARD_PREFIX):
             forward[event.key[len(FORWARD_PREFIX):]] += event.cpu_time_total / 1000 / steps
         else:
-            ops[event.key] += event.self_cpu_time_total / 1000 / steps
+            key = f"{event.key} {[s for s in event.input_shapes if s]}" if shapes else event.key
+            ops[key] += event.self_cpu_time_total / 1000 / steps
     return {"ops": dict(ops), "forward": dict(forward)}
 
 
@@ -73,6 +76,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--depth", type=int, default=2, help="module-tree depth of the forward table")
     parser.add_argument("--top", type=int, default=25, help="operators shown")
+    parser.add_argument("--shapes", action="store_true", help="one row per operator and input shapes")
     args = parser.parse_args()
 
     settings = BenchmarkSettings(img_size=args.img_size, baseline=False, reference=args.reference,
@@ -85,18 +89,19 @@ def main() -> None:
         for _ in range(args.warmup):
             runner.train_step(record=False)
         label_forwards(runner.model, args.depth)
-        results[config.name] = profile_steps(runner, args.steps)
+        results[config.name] = profile_steps(runner, args.steps, args.shapes)
 
     ours, theirs = (results[name] for name in wanted)
     print(f"Operators, self CPU ms per training step ({torch.get_num_threads()} threads, batch "
           f"{settings.batch_size}, {settings.img_size}x{settings.img_size}):")
-    print(f"{'operator':<58} {'ours':>9} {'theirs':>9} {'diff':>9}")
+    width = 100 if args.shapes else 58
+    print(f"{'operator':<{width}} {'ours':>9} {'theirs':>9} {'diff':>9}")
     names = sorted(set(ours["ops"]) | set(theirs["ops"]),
                    key=lambda k: -max(ours["ops"].get(k, 0.0), theirs["ops"].get(k, 0.0)))
     for name in names[:args.top]:
         a, b = ours["ops"].get(name, 0.0), theirs["ops"].get(name, 0.0)
-        print(f"{name[:58]:<58} {a:9.1f} {b:9.1f} {a - b:+9.1f}")
-    print(f"{'total':<58} {sum(ours['ops'].values()):9.1f} {sum(theirs['ops'].values()):9.1f}")
+        print(f"{name[:width]:<{width}} {a:9.1f} {b:9.1f} {a - b:+9.1f}")
+    print(f"{'total':<{width}} {sum(ours['ops'].values()):9.1f} {sum(theirs['ops'].values()):9.1f}")
     for name, result in zip(wanted, (ours, theirs)):
         print(f"\nForward per module, inclusive CPU ms per step: {name}")
         for module, ms in sorted(result["forward"].items(), key=lambda item: -item[1]):

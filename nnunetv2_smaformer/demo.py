@@ -36,7 +36,9 @@ PREDICT_TIMING_SCOPE = ("the whole `nnUNetv2_predict` run (process start-up, mod
 #: How the demo trainers' optimiser and learning rate were chosen (``benchmarks/demo_search.py``).
 SETTINGS_CHOSEN_BY = ("Optimiser and learning rate: each method's best mean DSC on this phantom in one search on the "
                       "same budget (`benchmarks/demo_search.py`): AdamW at peak lr 3e-4, 1e-3 and 3e-3 for both "
-                      "methods, plus nnU-Net's default SGD at 1x, 3x, 10x and 30x its lr 1e-2 for stock nnU-Net.")
+                      "methods, plus nnU-Net's default SGD at 1x, 3x, 10x and 30x its lr 1e-2 for stock nnU-Net. "
+                      "SMAFormerV2's one warm-up epoch: repeated runs at 1e-3 without it ranged from 75 to 91 %, "
+                      "with it from 89 to 91 %.")
 # Training log lines worth showing while a model trains.
 _PROGRESS_MARKERS = ("Epoch ", "Pseudo dice", "Epoch time", "train_loss", "Training done")
 

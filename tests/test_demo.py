@@ -60,6 +60,9 @@ def test_demo_trainers_describe_their_budget_and_settings():
         assert f"peak lr {trainer.peak_lr:g}" in trainer.settings_summary()
     assert f"peak lr {nnUNetTrainerSMAFormerV2_demoCPU.initial_lr_adamw:g}" in \
         nnUNetTrainerSMAFormerV2_demoCPU.settings_summary()
+    # One warm-up epoch (without it, repeated runs at this lr sometimes missed an organ).
+    assert nnUNetTrainerSMAFormerV2_demoCPU.warmup_epochs_of(nnUNetTrainerSMAFormerV2_demoCPU.epochs) == 1
+    assert "1 warm-up epoch(s)" in nnUNetTrainerSMAFormerV2_demoCPU.settings_summary()
 
 
 def test_inference_time_scope_follows_how_it_was_obtained():

@@ -179,9 +179,14 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
     def _get_deep_supervision_scales(self) -> Optional[List[List[float]]]:
         return [list(s) for s in DEEP_SUPERVISION_SCALES] if self.enable_deep_supervision else None
 
+    @classmethod
+    def warmup_epochs_of(cls, num_epochs: int) -> int:
+        """Whole epochs of linear lr warm-up in a schedule of ``num_epochs``: ``warmup_fraction`` of it, rounded."""
+        return min(int(round(cls.warmup_fraction * num_epochs)), num_epochs - 1)
+
     @property
     def warmup_epochs(self) -> int:
-        return min(int(round(self.warmup_fraction * self.num_epochs)), self.num_epochs - 1)
+        return self.warmup_epochs_of(self.num_epochs)
 
     def configure_optimizers(self):
         decay, plain = [], []
