@@ -5,9 +5,11 @@ plans and preprocesses it with nnU-Net, then for each method and each multiplier
 default peak learning rate (``smaformer`` and ``stock_adam``: AdamW from 3e-4, the original
 SMAFormerV2's; ``stock``: nnU-Net's default SGD from its 1e-2) trains a thin subclass of the demo
 trainer (same budget: epochs x iterations x batch) through ``nnUNetv2_train``, predicts the 12 test
-cases with ``nnUNetv2_predict`` and evaluates them with the package's Synapse evaluation. Everything
-else (patch, augmentation, loss, schedule shape) is the demo trainer's. Prints and writes
-``OUT/search.json`` and ``OUT/search.md`` (setting -> mean DSC, times).
+cases with ``nnUNetv2_predict`` and evaluates them with the package's Synapse evaluation. For
+SMAFormerV2 the subclass also fixes the number of lr warm-up epochs (``--warmup-epochs``; by default
+the demo trainer's own). Everything else (patch, augmentation, loss, schedule shape) is the demo
+trainer's. ``--runs N`` trains every setting N times. Prints and writes ``OUT/search.json`` and
+``OUT/search.md`` (setting -> mean DSC, times; worst, median and best run per setting).
 
 Runs already finished in ``OUT`` are reused, so an interrupted search resumes where it stopped.
 
@@ -16,6 +18,7 @@ Runs already finished in ``OUT`` are reused, so an interrupted search resumes wh
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shutil
@@ -44,8 +47,18 @@ class Method:
     default_lr: float
     #: Multiples of ``default_lr`` searched unless ``--multipliers`` is given.
     grid: Tuple[float, ...]
-    #: Class attribute holding the fraction of epochs spent in linear lr warm-up; None: the trainer has none.
+    #: Class attribute holding the fraction of epochs spent in lr warm-up; None: the trainer has none.
     warmup_attribute: Optional[str] = None
+
+    def trainer_class(self) -> type:
+        return getattr(importlib.import_module("nnunetv2_smaformer.training.variants"), self.base_trainer)
+
+    def default_warmup_epochs(self) -> int:
+        """The shipped demo trainer's own warm-up epochs (0 for trainers without warm-up)."""
+        if self.warmup_attribute is None:
+            return 0
+        trainer = self.trainer_class()
+        return trainer.warmup_epochs_of(trainer.epochs)
 
 
 #: AdamW peak learning rates 3e-4 (the original SMAFormerV2's), 1e-3 and 3e-3, for every AdamW method alike.
@@ -214,9 +227,9 @@ def main() -> None:
     parser.add_argument("--multipliers", nargs="+", type=float, default=None,
                         help="multiples of each method's default peak learning rate (default: the method's grid: "
                              "x1, x3.33, x10 for AdamW, x1, x3, x10, x30 for stock nnU-Net's SGD)")
-    parser.add_argument("--warmup-epochs", nargs="+", type=int, default=[0],
-                        help="linear lr warm-up epochs searched for methods that have a warm-up (SMAFormerV2); "
-                             "default: 0, the demo trainer's")
+    parser.add_argument("--warmup-epochs", nargs="+", type=int, default=None,
+                        help="lr warm-up epochs searched for methods that have a warm-up (SMAFormerV2); "
+                             "default: the demo trainer's own")
     parser.add_argument("--runs", type=int, default=1,
                         help="training runs per setting (they differ in initial weights and augmentation draws)")
     parser.add_argument("--seed", type=int, default=0, help="phantom seed (the demo's default: 0)")
@@ -228,11 +241,20 @@ def main() -> None:
     generated = out / "search_trainers"
     if args.runs < 1:
         parser.error(f"--runs must be >= 1, got {args.runs}")
-    settings = [Setting(METHODS[key], multiplier, warmup, run)
-                for key in args.methods
-                for multiplier in args.multipliers or METHODS[key].grid
-                for warmup in (args.warmup_epochs if METHODS[key].warmup_attribute else [0])
-                for run in range(1, args.runs + 1)]
+    settings: List[Setting] = []
+    for key in args.methods:
+        method = METHODS[key]
+        warmups = [method.default_warmup_epochs()]
+        if method.warmup_attribute is not None and args.warmup_epochs is not None:
+            epochs = method.trainer_class().epochs
+            if not all(0 <= w < epochs for w in args.warmup_epochs):
+                parser.error(f"--warmup-epochs must lie in 0..{epochs - 1} (the demo trains {epochs} epochs), "
+                             f"got {args.warmup_epochs}")
+            warmups = list(dict.fromkeys(args.warmup_epochs))
+        settings += [Setting(method, multiplier, warmup, run)
+                     for multiplier in dict.fromkeys(args.multipliers or method.grid)
+                     for warmup in warmups
+                     for run in range(1, args.runs + 1)]
     for setting in settings:
         write_search_trainer(generated, setting)
     env["nnUNet_extTrainer"] = os.pathsep.join([str(generated), env["nnUNet_extTrainer"]])

@@ -95,6 +95,17 @@ def test_edge_head_equals_its_definition():
         assert torch.allclose(head(x), expected, atol=1e-5)
         channels_last = x.contiguous(memory_format=torch.channels_last)
         assert torch.allclose(head(channels_last), expected, atol=1e-5)
+    # Training mode (batch statistics): the same output and the same gradients for every parameter.
+    head.train()
+    gradients = []
+    for forward in (head, lambda t: head.classifier(head.fuse(torch.cat((t, head.edge(t)), dim=1)))):
+        head.zero_grad()
+        inputs = x.clone().requires_grad_()
+        out = forward(inputs)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        gradients.append([out.detach(), inputs.grad, *(p.grad for p in head.parameters())])
+    for ours, defined in zip(*gradients):
+        assert torch.allclose(ours, defined, atol=1e-4)
 
 
 def test_deep_supervision_outputs_and_flag(model_ds):
