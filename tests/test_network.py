@@ -86,19 +86,23 @@ def test_edge_head_equals_its_definition():
     # classifier(ReLU(BN(fuse(cat(x, edge(x)))))) with trained (non-Sobel) weights too.
     torch.manual_seed(0)
     head = EdgeEnhancementHead(channels=6, num_classes=3).eval()
+
+    def definition(t: torch.Tensor) -> torch.Tensor:
+        return head.classifier(head.fuse(torch.cat((t, head.edge(t)), dim=1)))
+
     with torch.no_grad():
         for parameter in head.parameters():
             parameter.add_(0.1 * torch.randn_like(parameter))
         head.fuse[1].running_mean.normal_()
         x = torch.randn(2, 6, 16, 24)
-        expected = head.classifier(head.fuse(torch.cat((x, head.edge(x)), dim=1)))
+        expected = definition(x)
         assert torch.allclose(head(x), expected, atol=1e-5)
         channels_last = x.contiguous(memory_format=torch.channels_last)
         assert torch.allclose(head(channels_last), expected, atol=1e-5)
     # Training mode (batch statistics): the same output and the same gradients for every parameter.
     head.train()
     gradients = []
-    for forward in (head, lambda t: head.classifier(head.fuse(torch.cat((t, head.edge(t)), dim=1)))):
+    for forward in (head, definition):
         head.zero_grad()
         inputs = x.clone().requires_grad_()
         out = forward(inputs)
