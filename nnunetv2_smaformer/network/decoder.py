@@ -163,7 +163,7 @@ class EdgeEnhancementHead(FoldsLegacyConvBias, nn.Module):
         # fuse(cat(x, edges)) computed as W_x x + W_sx sobel_x(x) + W_sy sobel_y(x): the same 1x1 conv
         # without materialising the 3C-channel concatenation at full resolution. The two edge maps come
         # from two depthwise convs (C -> C each) rather than one with two outputs per channel, whose
-        # backward takes a slow oneDNN path on CPU (about 5x the time of both plain ones together).
+        # backward takes a slow oneDNN path on CPU (several times the time of both plain ones together).
         conv, norm, act = self.fuse
         channels = x.shape[1]
         mixed = F.conv2d(x, conv.weight[:, :channels])
