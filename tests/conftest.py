@@ -79,7 +79,8 @@ def hf_home(tmp_path_factory):
 @pytest.fixture(scope="session")
 def finetuned(tmp_path_factory, hf_home):
     """Pre-training on Dataset511_Four (4 foreground labels), then fine-tuning on Dataset512_Nine (9 labels)
-    with nnU-Net's -pretrained_weights (and --npz), both with the ImageNet smoke trainer.
+    with nnU-Net's -pretrained_weights (and --npz), both with the ImageNet smoke trainer. Both datasets are
+    MRI-like: two input channels (T1, T2), 6 x 64 x 96 voxels of 1 x 1 x 4 mm.
 
     The pre-training takes ImageNet weights from the test Hugging Face cache; the fine-tuning sees an empty
     cache (offline), so any ImageNet initialisation there would stop it. Returns the environment, the
@@ -90,8 +91,9 @@ def finetuned(tmp_path_factory, hf_home):
 
     trainer = "nnUNetTrainerSMAFormerV2_smokeImageNet"
     env = nnunet_env(tmp_path_factory.mktemp("nnunet_finetune"))
-    write_dataset(Path(env["nnUNet_raw"]), 511, "Four", num_cases=5, num_labels=4, seed=2)
-    write_dataset(Path(env["nnUNet_raw"]), 512, "Nine", num_cases=5, num_labels=9, seed=3)
+    mri = {"channel_names": ("T1", "T2"), "shape": (6, 64, 96), "spacing_xyz": (1.0, 1.0, 4.0)}
+    write_dataset(Path(env["nnUNet_raw"]), 511, "Four", num_cases=5, num_labels=4, seed=2, **mri)
+    write_dataset(Path(env["nnUNet_raw"]), 512, "Nine", num_cases=5, num_labels=9, seed=3, **mri)
     run(["nnUNetv2_plan_and_preprocess", "-d", "511", "512", "-c", "2d", "-np", "1", "--verify_dataset_integrity"],
         env)
     run(["nnUNetv2_train", "511", "2d", "0", "-tr", trainer, "-device", "cpu"], {**env, "HF_HOME": str(hf_home[0])})

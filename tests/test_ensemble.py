@@ -1,4 +1,5 @@
-"""Model selection and ensembling with nnU-Net's own tools: SMAFormerV2 next to stock nnU-Net."""
+"""Model selection and ensembling with nnU-Net's own tools: SMAFormerV2 next to stock nnU-Net, on the
+fine-tuning fixture's two-channel (T1, T2) dataset with 9 labels."""
 from __future__ import annotations
 
 import json
@@ -30,9 +31,11 @@ def test_find_best_configuration_then_ensemble_predictions(finetuned, tmp_path):
     assert "***All results:***" in result.stdout and "*Best*:" in result.stdout
     assert "nnUNetv2_predict" in (results / "inference_instructions.txt").read_text()
 
-    source = Path(env["nnUNet_raw"]) / "Dataset512_Nine" / "imagesTr" / "case_004_0000.nii.gz"
+    images = Path(env["nnUNet_raw"]) / "Dataset512_Nine" / "imagesTr"
+    source = images / "case_004_0000.nii.gz"
     (tmp_path / "in").mkdir()
-    (tmp_path / "in" / source.name).symlink_to(source)
+    for channel in ("0000", "0001"):  # T1 and T2
+        (tmp_path / "in" / f"case_004_{channel}.nii.gz").symlink_to(images / f"case_004_{channel}.nii.gz")
     members = []
     for trainer in (SMAFORMER, STOCK):
         out = tmp_path / trainer
@@ -42,9 +45,13 @@ def test_find_best_configuration_then_ensemble_predictions(finetuned, tmp_path):
     run(["nnUNetv2_ensemble", "-i", *members, "-o", tmp_path / "ensemble", "-np", "1"], env)
 
     image = sitk.ReadImage(str(source))
+    for segmentation in (members[0] / "case_004.nii.gz", tmp_path / "ensemble" / "case_004.nii.gz"):
+        written = sitk.ReadImage(str(segmentation))
+        assert written.GetSize() == image.GetSize() == (96, 64, 6)
+        assert np.allclose(written.GetSpacing(), image.GetSpacing())
+        assert np.allclose(written.GetOrigin(), image.GetOrigin())
+        assert set(np.unique(sitk.GetArrayFromImage(written))) <= set(range(10))
     merged = sitk.ReadImage(str(tmp_path / "ensemble" / "case_004.nii.gz"))
-    assert merged.GetSize() == image.GetSize()
-    assert np.allclose(merged.GetSpacing(), image.GetSpacing()) and np.allclose(merged.GetOrigin(), image.GetOrigin())
     # The ensemble is the arg-max of the members' mean class probabilities.
     probabilities = [np.load(m / "case_004.npz")["probabilities"] for m in members]
     assert probabilities[0].shape == probabilities[1].shape == (10, *sitk.GetArrayFromImage(image).shape)

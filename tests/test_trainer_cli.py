@@ -14,9 +14,8 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from nnunet_cli import BIN, SMOKE, model_folder, nnunet_env, plan_and_preprocess, run
+from nnunet_cli import BIN, SMOKE, model_folder, nnunet_env, run
 from nnunetv2_smaformer.pretrained import OFFICIAL_URL
-from synthetic import write_dataset
 
 def read(path: Path) -> sitk.Image:
     return sitk.ReadImage(str(path))
@@ -160,25 +159,3 @@ def test_3d_configuration_is_refused(ct):
     assert result.returncode != 0
     assert "is a 2D network" in result.stderr and "'2d'" in result.stderr
     assert not model_folder(ct, "Dataset501_TinyCT", SMOKE, "3d_fullres").exists()
-
-
-def test_two_channel_dataset_with_other_labels(tmp_path):
-    """An MRI-like dataset: 2 input channels, 5 labels, anisotropic spacing."""
-    env = nnunet_env(tmp_path)
-    write_dataset(Path(env["nnUNet_raw"]), 502, "TinyMR", num_cases=5, channel_names=("T1", "T2"),
-                  num_labels=5, shape=(6, 64, 96), spacing_xyz=(1.0, 1.0, 4.0), seed=1)
-    plan_and_preprocess(env, 502)
-    run(["nnUNetv2_train", "502", "2d", "0", "-tr", SMOKE, "-device", "cpu"], env)
-    folder = model_folder(env, "Dataset502_TinyMR", SMOKE)
-    weights = torch.load(folder / "fold_0" / "checkpoint_final.pth", weights_only=False)["network_weights"]
-    assert weights["input_proj.conv.weight"].shape == (3, 2, 3, 3)
-    assert weights["decoder.head.classifier.seg_layers.weight"].shape[0] == 6
-
-    images = Path(env["nnUNet_raw"]) / "Dataset502_TinyMR" / "imagesTr"
-    (tmp_path / "in").mkdir()
-    for channel in (0, 1):
-        (tmp_path / "in" / f"case_003_{channel:04d}.nii.gz").symlink_to(images / f"case_003_{channel:04d}.nii.gz")
-    run(["nnUNetv2_predict", "-i", tmp_path / "in", "-o", tmp_path / "out", "-d", "502", "-c", "2d",
-         "-f", "0", "-tr", SMOKE, "-device", "cpu"], env)
-    prediction = sitk.GetArrayFromImage(read(tmp_path / "out" / "case_003.nii.gz"))
-    assert prediction.shape == (6, 64, 96) and set(np.unique(prediction)) <= set(range(6))
