@@ -142,6 +142,9 @@ class EdgeEnhancementHead(FoldsLegacyConvBias, nn.Module):
     Depthwise Sobel-x/Sobel-y filters (learnable, initialised to Sobel) give ``2C`` edge maps;
     ``[features, edges]`` (``3C``) is fused back to ``C`` by 1x1 conv + BN + ReLU, then a 1x1
     conv gives the logits. Shapes: ``[B, C, H, W] -> [B, num_classes, H, W]``.
+
+    ``edge`` and ``fuse.0`` hold the weights under their checkpoint names, but ``forward`` applies them
+    itself (see there), so hooks on those two modules do not fire.
     """
 
     conv_bn_pairs = (("fuse.0", "fuse.1"),)
