@@ -10,6 +10,22 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from swin_checkpoints import official_swin_t_state_dict  # noqa: E402
 
+_FIGURES: list = []
+
+
+@pytest.fixture(scope="session")
+def record_figure():
+    """``record_figure(line)``: a measured figure (accuracy, time) printed at the end of the run even when
+    the test passes, so that a suite's log keeps what its full-size runs measured."""
+    return _FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FIGURES:
+        terminalreporter.section("figures measured by this run")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)
+
 
 @pytest.fixture(scope="session")
 def official_state_dict():

@@ -94,7 +94,7 @@ def inductor_cache(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def compiled(inductor_cache) -> Dict[str, object]:
+def compiled(inductor_cache, record_figure) -> Dict[str, object]:
     """One compiled training step with deep supervision next to eager, with compile times and counters."""
     torch._dynamo.reset()
     counters.clear()
@@ -112,7 +112,7 @@ def compiled(inductor_cache) -> Dict[str, object]:
     start = time.perf_counter()
     second = training_step(model, runner, loss_fn, *inputs(seed=1))
     second_s = time.perf_counter() - start
-    print(f"compiled training step: first {first_s:.1f} s (compile), second {second_s:.2f} s")
+    record_figure(f"compiled training step (64x64, batch 2): first {first_s:.1f} s (compile), second {second_s:.2f} s")
     return {"eager": eager, "model": model, "runner": runner, "expected": expected, "actual": actual,
             "second": second, "first_s": first_s, "graphs_after_first": graphs_after_first,
             "graphs_after_second": counters["stats"]["unique_graphs"]}
@@ -162,7 +162,7 @@ def _log_counters(log_file: Path) -> dict:
     return json.loads(lines[-1].split(COUNTERS_MARKER, 1)[1])
 
 
-def test_nnunet_train_and_predict_compiled(ct, compiled, inductor_cache, tmp_path):
+def test_nnunet_train_and_predict_compiled(ct, compiled, inductor_cache, tmp_path, record_figure):
     """``nnUNetv2_train`` with compile on: training, final validation, then ``nnUNetv2_predict`` with the
     checkpoint a compiled training saved."""
     env = dict(ct, TORCHINDUCTOR_CACHE_DIR=inductor_cache, TORCH_LOGS="recompiles")
@@ -186,8 +186,9 @@ def test_nnunet_train_and_predict_compiled(ct, compiled, inductor_cache, tmp_pat
     assert recompiles <= 8, f"{recompiles} recompilations:\n{output[-3000:]}"
     hits = (stats.get("aot_autograd", {}).get("autograd_cache_hit", 0)
             + stats.get("inductor", {}).get("fxgraph_cache_hit", 0))
-    print(f"nnUNetv2_train (compiled): {train_s:.0f} s, {recompiles} recompilations, cache hits {hits}, "
-          f"counters {stats}")
+    print(f"compile counters of nnUNetv2_train: {stats}")
+    record_figure(f"nnUNetv2_train (compiled, cache of this session): {train_s:.0f} s, {recompiles} recompilations, "
+                  f"{hits} cache hits")
 
     images = tmp_path / "images"
     images.mkdir()
@@ -197,7 +198,7 @@ def test_nnunet_train_and_predict_compiled(ct, compiled, inductor_cache, tmp_pat
     start = time.perf_counter()
     run(["nnUNetv2_predict", "-i", images, "-o", predictions, "-d", "501", "-c", "2d", "-f", "0",
          "-tr", COMPILE_TRAINER, "-device", "cpu", "-chk", "checkpoint_final.pth", "-npp", "1", "-nps", "1"], env)
-    print(f"nnUNetv2_predict: {time.perf_counter() - start:.0f} s")
+    record_figure(f"nnUNetv2_predict of the compiled training's checkpoint: {time.perf_counter() - start:.0f} s")
     import SimpleITK as sitk
 
     prediction = sitk.GetArrayFromImage(sitk.ReadImage(str(predictions / "case_000.nii.gz")))

@@ -9,7 +9,7 @@ from nnunetv2_smaformer.cli.demo import DEMO_MIN_MEAN_DSC
 from nnunetv2_smaformer.demo import PREDICT_TIMING_SCOPE, SMAFORMER_TRAINER, STOCK_TRAINER
 
 
-def test_demo_end_to_end(smaformer_bin, tmp_path):
+def test_demo_end_to_end(smaformer_bin, tmp_path, record_figure):
     env = {k: v for k, v in os.environ.items()
            if k not in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer")}
     out = tmp_path / "demo"
@@ -19,6 +19,12 @@ def test_demo_end_to_end(smaformer_bin, tmp_path):
 
     report = json.loads((out / "report.json").read_text())
     assert set(report["methods"]) == {SMAFORMER_TRAINER, STOCK_TRAINER}
+    for trainer, evaluation in report["methods"].items():
+        weakest = min(evaluation["per_label"].values(), key=lambda organ: organ["dice"])
+        record_figure(f"demo {trainer}: mean DSC {100 * evaluation['mean']['dice']:.1f} %, weakest organ "
+                      f"{weakest['name']} {100 * weakest['dice']:.1f} %")
+    record_figure(f"demo total: {sum(report['setup']['stage_seconds'].values()):.0f} s "
+                  f"({', '.join(f'{k} {v:.0f}' for k, v in report['setup']['stage_seconds'].items())})")
     for evaluation in report["methods"].values():
         assert evaluation["n_cases"] == 12 and len(evaluation["per_label"]) == 8
     # Both methods must really learn on the demo's shared budget, each with its searched setting.
