@@ -38,7 +38,7 @@ SETTINGS_CHOSEN_BY = ("Optimiser and learning rate: each method's best mean DSC 
                       "same budget (`benchmarks/demo_search.py`): AdamW at peak lr 3e-4, 1e-3 and 3e-3 for both "
                       "methods, plus nnU-Net's default SGD at 1x, 3x, 10x and 30x its lr 1e-2 for stock nnU-Net. "
                       "Then SMAFormerV2's one warm-up epoch, chosen by the worst of repeated runs: at 1e-3 without "
-                      "it runs ranged from 75 to 91 %, with it from 87 to 93 %.")
+                      "it runs ranged from 75 to 91 %, with it from 85 to 93 %.")
 # Training log lines worth showing while a model trains.
 _PROGRESS_MARKERS = ("Epoch ", "Pseudo dice", "Epoch time", "train_loss", "Training done")
 
