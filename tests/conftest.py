@@ -10,20 +10,24 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from swin_checkpoints import official_swin_t_state_dict  # noqa: E402
 
-_FIGURES: list = []
+FIGURES = pytest.StashKey[list]()
+
+
+def pytest_configure(config):
+    config.stash[FIGURES] = []
 
 
 @pytest.fixture(scope="session")
-def record_figure():
+def record_figure(pytestconfig):
     """``record_figure(line)``: a measured figure (accuracy, time) printed at the end of the run even when
     the test passes, so that a suite's log keeps what its full-size runs measured."""
-    return _FIGURES.append
+    return pytestconfig.stash[FIGURES].append
 
 
-def pytest_terminal_summary(terminalreporter):
-    if _FIGURES:
+def pytest_terminal_summary(terminalreporter, config):
+    if config.stash[FIGURES]:
         terminalreporter.section("figures measured by this run")
-        for line in _FIGURES:
+        for line in config.stash[FIGURES]:
             terminalreporter.write_line(line)
 
 
