@@ -165,7 +165,7 @@ class nnUNetTrainerSMAFormerV2_demoCPU(DemoBudget, nnUNetTrainerSMAFormerV2_noPr
     1e-3 is the best of the AdamW grid (3e-4, the original's, 1e-3 and 3e-3) that
     ``benchmarks/demo_search.py`` runs for both methods on the demo phantom (90.9 % mean DSC; 3e-3: 85.1 %,
     3e-4: 66.7 %). Without warm-up (the trainer's 2 % of 12 epochs rounds to none) repeated runs at 1e-3
-    ranged from 75.0 to 90.9 %, one missing the pancreas; with one warm-up epoch eight runs gave 85.2 to
+    ranged from 75.0 to 90.9 %, one missing the pancreas; with one warm-up epoch nine runs gave 85.2 to
     93.0 % (2e-3 with warm-up: 87.1 %).
     """
 
