@@ -19,12 +19,13 @@ def test_demo_end_to_end(smaformer_bin, tmp_path, record_figure):
 
     report = json.loads((out / "report.json").read_text())
     assert set(report["methods"]) == {SMAFORMER_TRAINER, STOCK_TRAINER}
+    setup = report["setup"]
     for trainer, evaluation in report["methods"].items():
         weakest = min(evaluation["per_label"].values(), key=lambda organ: organ["dice"])
         record_figure(f"demo {trainer}: mean DSC {100 * evaluation['mean']['dice']:.1f} %, weakest organ "
                       f"{weakest['name']} {100 * weakest['dice']:.1f} %")
-    record_figure(f"demo total: {sum(report['setup']['stage_seconds'].values()):.0f} s "
-                  f"({', '.join(f'{k} {v:.0f}' for k, v in report['setup']['stage_seconds'].items())})")
+    record_figure(f"demo total: {sum(setup['stage_seconds'].values()):.0f} s "
+                  f"({', '.join(f'{k} {v:.0f}' for k, v in setup['stage_seconds'].items())})")
     for evaluation in report["methods"].values():
         assert evaluation["n_cases"] == 12 and len(evaluation["per_label"]) == 8
     # Both methods must really learn on the demo's shared budget, each with its searched setting.
@@ -38,7 +39,6 @@ def test_demo_end_to_end(smaformer_bin, tmp_path, record_figure):
     assert "mean DSC" in result.stdout
 
     # The report says what was measured: stage times as timed, inference time with its scope.
-    setup = report["setup"]
     assert set(setup["stage_seconds"]) == {"phantom+conversion", "plan+preprocess", "evaluation+comparison", "overlays",
                                            *(f"{step} {t}" for t in (SMAFORMER_TRAINER, STOCK_TRAINER)
                                              for step in ("train", "predict"))}

@@ -45,13 +45,13 @@ def test_find_best_configuration_then_ensemble_predictions(finetuned, tmp_path):
     run(["nnUNetv2_ensemble", "-i", *members, "-o", tmp_path / "ensemble", "-np", "1"], env)
 
     image = sitk.ReadImage(str(source))
-    for segmentation in (members[0] / "case_004.nii.gz", tmp_path / "ensemble" / "case_004.nii.gz"):
-        written = sitk.ReadImage(str(segmentation))
+    member = sitk.ReadImage(str(members[0] / "case_004.nii.gz"))
+    merged = sitk.ReadImage(str(tmp_path / "ensemble" / "case_004.nii.gz"))
+    for written in (member, merged):
         assert written.GetSize() == image.GetSize() == (96, 64, 6)
         assert np.allclose(written.GetSpacing(), image.GetSpacing())
         assert np.allclose(written.GetOrigin(), image.GetOrigin())
         assert set(np.unique(sitk.GetArrayFromImage(written))) <= set(range(10))
-    merged = sitk.ReadImage(str(tmp_path / "ensemble" / "case_004.nii.gz"))
     # The ensemble is the arg-max of the members' mean class probabilities.
     probabilities = [np.load(m / "case_004.npz")["probabilities"] for m in members]
     assert probabilities[0].shape == probabilities[1].shape == (10, *sitk.GetArrayFromImage(image).shape)
