@@ -1,4 +1,5 @@
-# One command sets up a fresh machine and runs the tests (`make test`) or the demo (`make demo`).
+# One command sets up a fresh machine and runs the tests (`make test`: the whole suite, what CI runs;
+# `make test-fast`: all but the tests marked slow) or the demo (`make demo`).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -6,7 +7,7 @@ PY     := $(VENV)/bin/python
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo bench clean
+.PHONY: venv test test-fast demo bench clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,9 @@ venv: $(VENV)/.installed
 
 test: venv
 	$(PY) -m pytest -ra --durations=10 $(PYTEST_ARGS) tests
+
+test-fast: venv
+	$(PY) -m pytest -ra --durations=10 -m "not slow" $(PYTEST_ARGS) tests
 
 demo: venv
 	$(VENV)/bin/smaformer demo --out smaformer_demo

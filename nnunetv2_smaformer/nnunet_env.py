@@ -1,19 +1,15 @@
 """nnU-Net's environment: the trainer folder for ``nnUNet_extTrainer``, one context manager that sets
-variables for in-process nnU-Net calls and restores them afterwards, and where the console scripts are.
+variables for in-process nnU-Net calls and restores them afterwards, and which datasets use an id.
 
-A leaf module (standard library and the package's errors only), so that the CLI, the demo and the benchmarks share it
-without importing each other, torch or nnU-Net.
+A leaf module (standard library only), so that the CLI, the conversion, the demo and the benchmarks share
+it without importing each other, torch or nnU-Net.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import sys
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
-
-from nnunetv2_smaformer.errors import SMAFormerError
+from typing import Iterator, List, Mapping, Optional
 
 EXT_TRAINER_VARIABLE = "nnUNet_extTrainer"
 NNUNET_FOLDER_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
@@ -57,10 +53,9 @@ def nnunet_environ(values: Optional[Mapping[str, str]] = None, register_trainers
                 os.environ[name] = value
 
 
-def console_script(name: str) -> str:
-    """A console script (``nnUNetv2_train``, ...) of this interpreter's environment, else from ``PATH``."""
-    candidate = Path(sys.executable).parent / name
-    found = str(candidate) if candidate.exists() else shutil.which(name)
-    if not found:
-        raise SMAFormerError(f"console script {name} not found next to {sys.executable} nor on PATH")
-    return found
+def datasets_using_id(folder: Path, dataset_id: int) -> List[Path]:
+    """Dataset folders in ``folder`` (an nnU-Net root such as ``$nnUNet_raw``) named ``DatasetXXX_*`` for this id."""
+    if not folder.is_dir():
+        return []
+    prefix = f"Dataset{dataset_id:03d}_"
+    return sorted(p for p in folder.iterdir() if p.name.startswith(prefix))

@@ -61,6 +61,13 @@ ALL_CASES: Tuple[int, ...] = tuple(sorted(TEST_CASES + TRAIN_CASES))
 #: HD95 units of the protocol: voxels (the published tables) or millimetres (from the reference's spacing).
 HD95_UNITS: Tuple[str, ...] = ("voxel", "mm")
 
+#: Synapse's typical geometry: 512x512 slices of about 0.76 mm, 3 mm apart, 85 to 198 slices a case. The
+#: spacing (x, y, z mm) is given to volumes of the TransUNet release, which stores none, and to phantoms
+#: with Synapse's geometry.
+SYNAPSE_SLICE_SIZE = 512
+SYNAPSE_SPACING: Tuple[float, float, float] = (0.76, 0.76, 3.0)
+SYNAPSE_MIN_SLICES = 80
+
 #: nnU-Net dataset name suffix.
 DATASET_NAME = "Synapse"
 

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from swin_checkpoints import official_swin_t_state_dict  # noqa: E402
+from swin_checkpoints import official_swin_t_state_dict
 
 FIGURES = pytest.StashKey[list]()
 

@@ -6,40 +6,24 @@ import contextlib
 import io
 import logging
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-from nnunetv2_smaformer.nnunet_env import NNUNET_FOLDER_VARIABLES, trainer_dir
+from nnunetv2_smaformer.nnunet_env import EXT_TRAINER_VARIABLE
+from nnunetv2_smaformer.pipeline import console_script, nnunet_environment
 
 BIN = Path(sys.executable).parent
 EXT_TRAINERS = Path(__file__).parent / "ext_trainers"
 SMOKE = "nnUNetTrainerSMAFormerV2_smoke"
 
 
-def console_script(name: str) -> str:
-    """Path of a console script of this environment (the interpreter's bin folder first, then PATH)."""
-    candidate = BIN / name
-    if candidate.is_file():
-        return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        raise FileNotFoundError(f"console script {name} not found beside {sys.executable} or on PATH")
-    return found
-
-
 def nnunet_env(root: Path, create: bool = True) -> Dict[str, str]:
-    """Environment with the nnU-Net folders under ``root`` (made unless ``create`` is False), both
-    trainer folders registered, a small CPU budget and no ImageNet weights."""
-    env = dict(os.environ)
-    for name in NNUNET_FOLDER_VARIABLES:
-        path = root / name
-        if create:
-            path.mkdir(parents=True, exist_ok=True)
-        env[name] = str(path)
-    env["nnUNet_extTrainer"] = os.pathsep.join([str(trainer_dir()), str(EXT_TRAINERS)])
+    """Environment with the nnU-Net folders under ``root`` (made unless ``create`` is False), this package's
+    and the tests' trainer folders registered, a small CPU budget and no ImageNet weights."""
+    base = {k: v for k, v in os.environ.items() if k != EXT_TRAINER_VARIABLE}
+    env = nnunet_environment(root, trainer_dirs=[EXT_TRAINERS], create=create, base=base)
     # Small CPU budget per run: one augmentation worker, no export pool oversubscription.
     env["nnUNet_n_proc_DA"] = "1"
     env["nnUNet_def_n_proc"] = "1"

@@ -48,6 +48,7 @@ def test_bad_arguments_exit_2(tmp_path, caplog, args, message):
     assert not (tmp_path / "out" / "benchmark_scale.json").exists()
 
 
+@pytest.mark.slow
 def test_benchmark_scale_tiny(tmp_path):
     """The whole run on 64x64x8 cases: both methods, every prediction variant, slab extrapolation."""
     out = tmp_path / "scale"

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from nnunet_cli import BIN, SMOKE, model_folder, run
-from nnunetv2_smaformer.benchmark.model_folder import find_benchmark_results, inspect_model_folder, read_timing_file
+from nnunetv2_smaformer.comparison.model_folder import find_benchmark_results, inspect_model_folder, read_timing_file
 from nnunetv2_smaformer.errors import SMAFormerError
 
 STOCK = "nnUNetTrainer_compareTest"

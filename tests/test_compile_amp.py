@@ -118,6 +118,7 @@ def compiled(inductor_cache, record_figure) -> Dict[str, object]:
             "graphs_after_second": counters["stats"]["unique_graphs"]}
 
 
+@pytest.mark.slow
 def test_compiled_training_step_matches_eager(compiled):
     (out_e, loss_e, grad_e), (out_c, loss_c, grad_c) = compiled["expected"], compiled["actual"]
     assert len(out_c) == 4 and [o.shape for o in out_c] == [o.shape for o in out_e]
@@ -130,6 +131,7 @@ def test_compiled_training_step_matches_eager(compiled):
     assert not counters["graph_break"], f"graph breaks: {dict(counters['graph_break'])}"
 
 
+@pytest.mark.slow
 def test_compiled_eval_without_deep_supervision(compiled):
     """nnU-Net's validation: eval mode with deep supervision on (validation steps), then off with
     batch-1 tiles (final validation, prediction). Each switch compiles once, repeats do not."""
@@ -162,6 +164,7 @@ def _log_counters(log_file: Path) -> dict:
     return json.loads(lines[-1].split(COUNTERS_MARKER, 1)[1])
 
 
+@pytest.mark.slow
 def test_nnunet_train_and_predict_compiled(ct, compiled, inductor_cache, tmp_path, record_figure):
     """``nnUNetv2_train`` with compile on: training, final validation, then ``nnUNetv2_predict`` with the
     checkpoint a compiled training saved."""

@@ -20,15 +20,14 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _conversion_helpers import REPO, console_script, leftovers, nnunet_env, read_case, run_cli, run_main  # noqa: E402
+from _conversion_helpers import REPO, console_script, leftovers, nnunet_env, read_case, run_cli, run_main
 
-from nnunetv2_smaformer.conversion import synapse  # noqa: E402
-from nnunetv2_smaformer.conversion.converter import convert_synapse  # noqa: E402
-from nnunetv2_smaformer.conversion.phantom import PhantomCase, make_phantom  # noqa: E402
-from nnunetv2_smaformer.conversion.btcv import scan as scan_btcv  # noqa: E402
-from nnunetv2_smaformer.conversion.sources import detect_layout  # noqa: E402
-from nnunetv2_smaformer.errors import ConversionError  # noqa: E402
+from nnunetv2_smaformer.conversion import synapse
+from nnunetv2_smaformer.conversion.converter import convert_synapse
+from nnunetv2_smaformer.conversion.phantom import PhantomCase, make_phantom
+from nnunetv2_smaformer.conversion.btcv import scan as scan_btcv
+from nnunetv2_smaformer.conversion.sources import detect_layout
+from nnunetv2_smaformer.errors import ConversionError
 
 SIZE, SLICES, SEED = 32, 6, 3
 # The benchmark's BTCV -> 8-organ mapping, written out here so the tests do not trust the package's own table.
@@ -171,7 +170,7 @@ def test_transunet_full_conversion_voxels_orientation_spacing(full_transunet: Di
         # HU back from 400 * v - 125: exactly the truth clipped to TransUNet's window, as integers.
         assert image.dtype == np.int16 and np.array_equal(image, np.clip(case.hu, -125, 275)), case.name
         assert np.array_equal(label, spec_labels(case.btcv_label)), case.name
-        assert spacing == pytest.approx(synapse.TRANSUNET_DEFAULT_SPACING) == l_spacing
+        assert spacing == pytest.approx(synapse.SYNAPSE_SPACING) == l_spacing
         assert origin == (0.0, 0.0, 0.0) and direction == (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0)
         # Orientation against the source files themselves: array[z] is slice z / volume[z], unflipped.
         if case.case_id in synapse.TEST_CASES:

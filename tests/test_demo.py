@@ -5,10 +5,13 @@ import json
 import os
 import subprocess
 
-from nnunetv2_smaformer.cli.demo import DEMO_MIN_MEAN_DSC
-from nnunetv2_smaformer.demo import PREDICT_TIMING_SCOPE, SMAFORMER_TRAINER, STOCK_TRAINER
+import pytest
+
+from nnunetv2_smaformer.demo.run import PREDICT_TIMING_SCOPE, SMAFORMER_TRAINER, STOCK_TRAINER
+from nnunetv2_smaformer.demo.trainers import DEMO_MIN_MEAN_DSC
 
 
+@pytest.mark.slow
 def test_demo_end_to_end(smaformer_bin, tmp_path, record_figure):
     env = {k: v for k, v in os.environ.items()
            if k not in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer")}
@@ -55,8 +58,8 @@ def test_demo_end_to_end(smaformer_bin, tmp_path, record_figure):
 
 def test_demo_trainers_describe_their_budget_and_settings():
     # The report quotes these lines, so they must follow the classes' real settings.
-    from nnunetv2_smaformer.training.variants import (nnUNetTrainer_demoCPU, nnUNetTrainerAdam_demoCPU,
-                                                      nnUNetTrainerSMAFormerV2_demoCPU)
+    from nnunetv2_smaformer.demo.trainers import (nnUNetTrainer_demoCPU, nnUNetTrainerAdam_demoCPU,
+                                                  nnUNetTrainerSMAFormerV2_demoCPU)
 
     for trainer in (nnUNetTrainer_demoCPU, nnUNetTrainerAdam_demoCPU, nnUNetTrainerSMAFormerV2_demoCPU):
         samples = trainer.epochs * trainer.iterations_per_epoch * trainer.max_batch_size
@@ -72,7 +75,7 @@ def test_demo_trainers_describe_their_budget_and_settings():
 
 
 def test_inference_time_scope_follows_how_it_was_obtained():
-    from nnunetv2_smaformer.benchmark.report import inference_timing_scope
+    from nnunetv2_smaformer.comparison.report import inference_timing_scope
 
     assert "model loading and process start-up excluded" in inference_timing_scope(
         {"seconds_per_case": 1.0, "per_case_s": [1.0], "device": "cpu"})

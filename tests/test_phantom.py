@@ -1,7 +1,6 @@
 """The synthetic Synapse phantom: organs, HU values, determinism and the two source layouts."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import h5py
@@ -9,11 +8,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _conversion_helpers import nnunet_env, read_case, run_cli  # noqa: E402
+from _conversion_helpers import nnunet_env, read_case, run_cli
 
-from nnunetv2_smaformer.conversion import synapse  # noqa: E402
-from nnunetv2_smaformer.conversion.phantom import (  # noqa: E402
+from nnunetv2_smaformer.conversion import synapse
+from nnunetv2_smaformer.conversion.phantom import (
     AIR_HU,
     make_phantom,
     make_phantom_case,

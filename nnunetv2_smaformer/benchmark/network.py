@@ -257,6 +257,25 @@ def measure(
     return measure_interleaved([config], settings)[name]
 
 
+def count_gmacs(network, input_shape: Sequence[int]) -> float:
+    """Forward cost of ``network`` on one zero input of ``input_shape`` (``[1, C, *spatial]``) in GMACs.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, matmuls, attention),
+    in eval mode without gradients and without deep supervision; 1 MAC = 2 FLOPs. The network's
+    training mode is restored afterwards.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = network.training
+    network.eval()
+    set_deep_supervision(network, False)
+    device = next(network.parameters()).device
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        network(torch.zeros(*input_shape, device=device))
+    network.train(was_training)
+    return counter.get_total_flops() / 2e9
+
+
 # Ours trained like the reference: its 3 input channels and the loss on its one full-resolution output.
 SINGLE_OUTPUT_CONFIG = "smaformer_v2_single_output"
 REFERENCE_INPUT_CHANNELS = 3

@@ -1,6 +1,5 @@
 """What this project asks of nnU-Net, in one place: find a trainer class by name, read input and
-output channels from plans, build a trainer's or the plans' network, count a network's GMACs, and
-keep nnU-Net's prints off stdout.
+output channels from plans, build a trainer's or the plans' network, and keep nnU-Net's prints off stdout.
 
 torch and nnU-Net are imported inside the functions, so importing this module stays cheap.
 """
@@ -9,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from typing import Iterator, List, Sequence, Tuple
+from typing import Iterator, List, Tuple
 
 from nnunetv2_smaformer.errors import SMAFormerError
 from nnunetv2_smaformer.nnunet_env import nnunet_environ
@@ -90,25 +89,3 @@ def build_plans_network(plans: dict, configuration: str, dataset_json: dict, dee
         configuration_manager.network_arch_init_kwargs,
         configuration_manager.network_arch_init_kwargs_req_import,
         n_in, n_out, deep_supervision=deep_supervision)
-
-
-def count_gmacs(network, input_shape: Sequence[int]) -> float:
-    """Forward cost of ``network`` on one zero input of ``input_shape`` (``[1, C, *spatial]``) in GMACs.
-
-    Counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, matmuls, attention),
-    in eval mode without gradients and without deep supervision; 1 MAC = 2 FLOPs. The network's
-    training mode is restored afterwards.
-    """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from nnunetv2_smaformer.benchmark.network import set_deep_supervision
-
-    was_training = network.training
-    network.eval()
-    set_deep_supervision(network, False)
-    device = next(network.parameters()).device
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        network(torch.zeros(*input_shape, device=device))
-    network.train(was_training)
-    return counter.get_total_flops() / 2e9

@@ -8,7 +8,8 @@ on CUDA it is ``torch.cuda.max_memory_allocated``, on CPU the peak resident set 
 (which includes the Python, torch and nnU-Net imports, reported separately as ``baseline_rss_mib``).
 
 Run as ``python -m nnunetv2_smaformer.benchmark.side_by_side WORKER.json RESULT.json`` for one
-network (that is how :func:`network_side_by_side` runs its workers). Networks are built through
+network (that is how :func:`network_side_by_side` runs its workers, through
+:func:`nnunetv2_smaformer.pipeline.run_worker`). Networks are built through
 :mod:`nnunetv2_smaformer.benchmark.nnunet_bridge`.
 """
 from __future__ import annotations
@@ -16,21 +17,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from nnunetv2_smaformer.benchmark.nnunet_bridge import (
     build_plans_network,
     build_trainer_network,
-    count_gmacs,
     find_trainer_class,
     input_output_channels,
 )
 from nnunetv2_smaformer.errors import SMAFormerError
 from nnunetv2_smaformer.nnunet_env import nnunet_environ
+from nnunetv2_smaformer.pipeline import peak_rss_mib, run_worker, worker_main
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 SMAFORMER_KEY = "smaformer_v2"
 NNUNET_KEY = "nnunet_2d"
 
+WORKER_MODULE = "nnunetv2_smaformer.benchmark.side_by_side"
 # Seconds a worker may take: building, FLOP counting and the timed repetitions on a slow CPU.
 _WORKER_TIMEOUT_S = 3600
 
@@ -66,36 +67,18 @@ def _read_spec_files(spec: dict) -> Tuple[dict, dict]:
             json.loads(Path(spec["dataset_json"]).read_text(encoding="utf-8")))
 
 
-def _peak_rss_mib() -> float:
-    """Peak resident set size of this process in MiB.
-
-    Linux: ``VmHWM`` of /proc/self/status, which starts afresh at ``exec``. ``getrusage``'s ``ru_maxrss``
-    would not: Linux carries the parent's high-water mark over fork and exec into the child.
-    """
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    import resource
-
-    # ru_maxrss is in bytes on macOS, KiB elsewhere.
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
-
-
-def run_worker(spec: dict) -> dict:
+def run_worker_spec(spec: dict) -> dict:
     """Measure one network in this process (a fresh one, see module doc) and return its JSON record."""
     import torch
 
-    from nnunetv2_smaformer.benchmark.network import measure
+    from nnunetv2_smaformer.benchmark.network import count_gmacs, measure
 
     device = torch.device(spec["device"])
     plans, dataset_json = _read_spec_files(spec)
     n_in, n_out = input_output_channels(plans, spec["configuration"], dataset_json)
     if spec["builder"] == "trainer":
         find_trainer_class(spec["trainer"])  # imports nnU-Net's trainer and timm before the baseline
-    baseline_rss = _peak_rss_mib()
+    baseline_rss = peak_rss_mib()
     size = int(spec["img_size"])
     # Timed first, so that the peak memory is the training step's and not the FLOP count's.
     measurement = measure(
@@ -103,7 +86,7 @@ def run_worker(spec: dict) -> dict:
         batch_size=int(spec["batch_size"]), img_size=size, steps=int(spec["steps"]), warmup=int(spec["warmup"]),
         device=device,
     )
-    peak_rss = _peak_rss_mib()
+    peak_rss = peak_rss_mib()
     network = build_network(spec, deep_supervision=False)
     architecture = type(network).__name__
     gmacs = count_gmacs(network, (1, n_in, size, size))
@@ -122,21 +105,6 @@ def run_worker(spec: dict) -> dict:
         record["peak_memory_mib"] = record["peak_rss_mib"]
         record["peak_memory_source"] = "peak RSS of a fresh process (includes Python/torch/nnU-Net imports)"
     return record
-
-
-def _run_child(spec: dict, workdir: Path) -> dict:
-    spec_path, result_path = workdir / f"{spec['name']}.spec.json", workdir / f"{spec['name']}.result.json"
-    spec_path.write_text(json.dumps(spec), encoding="utf-8")
-    cmd = [sys.executable, "-m", "nnunetv2_smaformer.benchmark.side_by_side", str(spec_path), str(result_path)]
-    logger.info("measuring %s in a fresh process", spec["name"])
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=_WORKER_TIMEOUT_S, env=dict(os.environ))
-    except subprocess.TimeoutExpired as err:
-        raise SMAFormerError(f"network benchmark of {spec['name']} took longer than {_WORKER_TIMEOUT_S} s") from err
-    if done.returncode != 0 or not result_path.is_file():
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-8:])
-        raise SMAFormerError(f"network benchmark of {spec['name']} failed (exit {done.returncode}):\n{tail}")
-    return json.loads(result_path.read_text(encoding="utf-8"))
 
 
 def network_side_by_side(
@@ -180,7 +148,9 @@ def network_side_by_side(
     ]
     # The workers look the SMAFormerV2 trainer up by name, in the environment they inherit.
     with nnunet_environ(), tempfile.TemporaryDirectory(prefix="smaformer_side_by_side_") as tmp:
-        networks: Dict[str, dict] = {spec["name"]: _run_child(spec, Path(tmp)) for spec in specs}
+        networks: Dict[str, dict] = {
+            spec["name"]: run_worker(WORKER_MODULE, spec, Path(tmp), name=spec["name"], timeout_s=_WORKER_TIMEOUT_S)
+            for spec in specs}
     ours, stock = networks[SMAFORMER_KEY], networks[NNUNET_KEY]
     ratios: Dict[str, Optional[float]] = {
         "parameters": ours["parameters"] / stock["parameters"],
@@ -200,16 +170,5 @@ def network_side_by_side(
     }
 
 
-def _main(argv: Sequence[str]) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if len(argv) != 2:
-        print("usage: python -m nnunetv2_smaformer.benchmark.side_by_side WORKER.json RESULT.json", file=sys.stderr)
-        return 2
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    record = run_worker(spec)
-    Path(argv[1]).write_text(json.dumps(record, indent=2), encoding="utf-8")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    sys.exit(worker_main(sys.argv[1:], run_worker_spec, WORKER_MODULE))

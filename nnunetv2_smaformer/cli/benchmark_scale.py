@@ -14,13 +14,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "stock nnU-Net in the same run: data-loader throughput with nnU-Net's augmentation at each trainer's "
         "planned batch size, training iterations per second, nnUNetv2_predict seconds per volume (with and "
         "without mirroring, larger steps, a whole-slice patch) and peak memory. Writes "
-        "OUT/benchmark_scale.json and OUT/benchmark_scale.md. The defaults are sized for one GPU; --quick "
-        "fits 20 minutes on 2 CPU cores.",
+        "OUT/benchmark_scale.json and OUT/benchmark_scale.md. The defaults are sized for one GPU, --quick for "
+        "a 2-core CPU.",
     )
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
                         help="folder for the phantom, nnU-Net's folders, logs and the report")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
-    parser.add_argument("--quick", action="store_true", help="fewer cases and iterations (2 CPU cores: < 20 min)")
+    parser.add_argument("--quick", action="store_true", help="fewer cases and iterations, sized for a 2-core CPU")
     parser.add_argument("--nnunet-benchmark", action="store_true",
                         help="also run nnU-Net's _Benchmark_5epochs trainers for both methods (CUDA only)")
     parser.add_argument("--dataset-id", type=int, default=990, help="dataset id inside DIR (default 990)")
@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from nnunetv2_smaformer.benchmark.scale import ScaleSettings, markdown_report, run_scale_benchmark
+    from nnunetv2_smaformer.benchmark.markdown import scale_report
+    from nnunetv2_smaformer.benchmark.scale import ScaleSettings, run_scale_benchmark
     from nnunetv2_smaformer.errors import SMAFormerError
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -55,6 +56,6 @@ def run(args: argparse.Namespace) -> int:
                  if getattr(args, name) is not None}
     settings = dataclasses.replace(settings, nnunet_benchmark=args.nnunet_benchmark, **overrides)
     report = run_scale_benchmark(args.output, settings, dataset_id=args.dataset_id)
-    print(markdown_report(report))
+    print(scale_report(report))
     print(f"written to {args.output / 'benchmark_scale.json'} and {args.output / 'benchmark_scale.md'}")
     return 0

@@ -4,19 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
+from nnunetv2_smaformer.cli.arguments import multiple_of_stride, non_negative_int, positive_int
 
 
 def _fold(text: str):
@@ -55,28 +43,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--images", type=Path, metavar="IMAGES_DIR",
                         help="raw images (CASE_0000.nii.gz ...) to time nnU-Net inference on; without it "
                         "PRED_FOLDER/timing.json ({\"seconds_per_case\": x}) is used if present")
-    parser.add_argument("--time-cases", type=_positive, default=2, metavar="N",
+    parser.add_argument("--time-cases", type=positive_int, default=2, metavar="N",
                         help="how many of the images to time (default: 2)")
     parser.add_argument("--network-benchmark", action=argparse.BooleanOptionalAction, default=True,
                         help="also measure SMAFormerV2 against the stock 2D network at the same patch (default: on)")
-    parser.add_argument("--steps", type=_positive, default=5, help="timed repetitions of the network benchmark")
-    parser.add_argument("--warmup", type=_non_negative, default=2, help="untimed repetitions first")
-    parser.add_argument("--batch-size", type=_positive, default=2, help="network benchmark batch size (default: 2)")
-    parser.add_argument("--img-size", type=_positive, default=256,
+    parser.add_argument("--steps", type=positive_int, default=5, help="timed repetitions of the network benchmark")
+    parser.add_argument("--warmup", type=non_negative_int, default=2, help="untimed repetitions first")
+    parser.add_argument("--batch-size", type=positive_int, default=2, help="network benchmark batch size (default: 2)")
+    parser.add_argument("--img-size", type=multiple_of_stride, default=256,
                         help="network benchmark patch side, a multiple of 32 (default: 256)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N], for inference timing and the network benchmark")
-    parser.add_argument("-j", "--jobs", type=_positive, help="evaluation processes (default: one per CPU)")
+    parser.add_argument("-j", "--jobs", type=positive_int, help="evaluation processes (default: one per CPU)")
     parser.add_argument("--progress", action="store_true", help="show evaluation progress bars")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunetv2_smaformer.benchmark.compare import CompareConfig, compare
-    from nnunetv2_smaformer.benchmark.report import REPORT_JSON, REPORT_MD
-    from nnunetv2_smaformer.errors import SMAFormerError
-
-    if args.img_size % 32:
-        raise SMAFormerError(f"--img-size {args.img_size} is not a multiple of 32 (SMAFormerV2's total stride)")
+    from nnunetv2_smaformer.comparison.compare import CompareConfig, compare
+    from nnunetv2_smaformer.comparison.report import REPORT_JSON, REPORT_MD
     report = compare(CompareConfig(
         methods=[tuple(pair) for pair in args.methods], gt_dir=args.gt, out_dir=args.output, fold=args.fold,
         checkpoint_name=args.checkpoint, dataset_json=args.dataset_json, hd95_unit=args.hd95_unit,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from nnunetv2_smaformer.conversion.synapse import TRANSUNET_DEFAULT_SPACING
+from nnunetv2_smaformer.conversion.synapse import SYNAPSE_SPACING
 
 _DESCRIPTION = """\
 Convert the Synapse multi-organ CT data into $nnUNet_raw/DatasetID_Synapse (8 benchmark organs,
@@ -31,7 +31,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                         help="replace an existing DatasetID_Synapse and its splits_final.json")
     parser.add_argument("--spacing", type=float, nargs=3, metavar=("X", "Y", "Z"), default=None,
                         help="voxel spacing in mm for TransUNet volumes, which store none "
-                             f"(default: {' '.join(str(s) for s in TRANSUNET_DEFAULT_SPACING)})")
+                             f"(default: {' '.join(str(s) for s in SYNAPSE_SPACING)})")
     parser.add_argument("--lists", default=None, metavar="DIR",
                         help="folder with TransUNet's train.txt/test_vol.txt (default: looked up beside "
                              "the data, in lists_Synapse/ or lists/lists_Synapse/)")

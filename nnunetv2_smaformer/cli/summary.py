@@ -4,14 +4,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from nnunetv2_smaformer.cli.arguments import multiple_of_stride
+
 logger = logging.getLogger("smaformer.summary")
-
-
-def _multiple_of_32(text: str) -> int:
-    value = int(text)
-    if value <= 0 or value % 32:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive multiple of 32")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--in-channels", type=int, default=1, help="input channels (default: 1, CT)")
     parser.add_argument("--num-classes", type=int, default=9, help="classes incl. background (default: 9, Synapse)")
-    parser.add_argument("--img-size", type=_multiple_of_32, default=256,
+    parser.add_argument("--img-size", type=multiple_of_stride, default=256,
                         help="square input side, a multiple of 32 (default: 256)")
     parser.add_argument("--window-size", type=int, default=8, help="Swin window (default: 8)")
     parser.add_argument("--no-edge", action="store_true", help="plain 1x1 head instead of the Sobel edge head")
@@ -33,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunetv2_smaformer.benchmark.nnunet_bridge import count_gmacs
+    from nnunetv2_smaformer.benchmark.network import count_gmacs
     from nnunetv2_smaformer.network.smaformer import SMAFormerV2
 
     model = SMAFormerV2(

@@ -48,6 +48,7 @@ from nnunetv2_smaformer.conversion.synapse import (
     missing_cases,
 )
 from nnunetv2_smaformer.errors import ConversionError
+from nnunetv2_smaformer.nnunet_env import datasets_using_id
 from nnunetv2_smaformer.parallel import run_tasks
 
 logger = logging.getLogger(__name__)
@@ -137,10 +138,7 @@ def nnunet_folders() -> Tuple[Path, Path]:
 
 def _conflicting_datasets(folder: Path, dataset_id: int, name: str) -> List[Path]:
     """Other datasets using the same id (nnU-Net refuses ambiguous ids)."""
-    if not folder.is_dir():
-        return []
-    prefix = f"Dataset{dataset_id:03d}_"
-    return sorted(p for p in folder.iterdir() if p.name.startswith(prefix) and p.name != name)
+    return [p for p in datasets_using_id(folder, dataset_id) if p.name != name]
 
 
 def _link_or_copy(target: Path, link: Path) -> str:
@@ -368,7 +366,7 @@ def convert_synapse(
     """Convert the Synapse release in ``src`` into ``$nnUNet_raw/Dataset{ID:03d}_Synapse``.
 
     ``fmt``: ``auto``, ``btcv`` or ``transunet``. ``spacing``: (x, y, z) mm for TransUNet volumes
-    (default :data:`~nnunetv2_smaformer.conversion.synapse.TRANSUNET_DEFAULT_SPACING`). Missing
+    (default :data:`~nnunetv2_smaformer.conversion.synapse.SYNAPSE_SPACING`). Missing
     cases are logged as warnings and the split is built from the cases present, unless
     ``require_all`` makes them an error. Raises :class:`ConversionError` on any problem; then
     nothing is left in nnUNet_raw/nnUNet_preprocessed.

@@ -16,6 +16,7 @@ from nnunetv2_smaformer.synapse import (  # noqa: F401  (re-exported: the facts 
     DATASET_NAME,
     MAX_BENCHMARK_LABEL,
     MAX_BTCV_LABEL,
+    SYNAPSE_SPACING,
     TEST_CASES,
     TRAIN_CASES,
     case_name,
@@ -29,11 +30,10 @@ from nnunetv2_smaformer.synapse import (  # noqa: F401  (re-exported: the facts 
 #: TransUNet clipped CT intensities to this HU window and scaled it to [0, 1].
 HU_WINDOW: Tuple[float, float] = (-125.0, 275.0)
 
-#: Voxel spacing (x, y, z) in mm given to volumes rebuilt from the TransUNet release, which stores
-#: none. It approximates the BTCV medians (in-plane 0.59-0.98 mm, slices 2.5-5 mm), so that
-#: nnU-Net plans anisotropic 3D configurations sensibly; the 2d configuration is unaffected by a
-#: constant spacing because no case gets resampled.
-TRANSUNET_DEFAULT_SPACING: Tuple[float, float, float] = (0.76, 0.76, 3.0)
+# Volumes rebuilt from the TransUNet release, which stores no spacing, get SYNAPSE_SPACING: it approximates
+# the BTCV medians (in-plane 0.59-0.98 mm, slices 2.5-5 mm), so that nnU-Net plans anisotropic 3D
+# configurations sensibly; the 2d configuration is unaffected by a constant spacing because no case gets
+# resampled.
 
 #: nnU-Net channel name and file ending of the converted dataset.
 CHANNEL_NAME = "CT"

@@ -31,7 +31,7 @@ from nnunetv2_smaformer.conversion.cases import (
 from nnunetv2_smaformer.conversion.synapse import (
     FILE_ENDING,
     MAX_BENCHMARK_LABEL,
-    TRANSUNET_DEFAULT_SPACING,
+    SYNAPSE_SPACING,
     case_name,
     split_of,
     transunet_to_hu,
@@ -221,7 +221,7 @@ def _check_against_lists(
 def check_spacing(spacing: Optional[Sequence[float]]) -> Spacing:
     """The spacing (x, y, z) in mm given to the volumes: ``spacing`` if valid, else the default."""
     if spacing is None:
-        return TRANSUNET_DEFAULT_SPACING
+        return SYNAPSE_SPACING
     values = tuple(float(s) for s in spacing)
     if len(values) != 3 or not all(np.isfinite(v) and v > 0 for v in values):
         raise ConversionError(f"--spacing needs three positive numbers X Y Z in mm, got {list(spacing)}")

@@ -11,12 +11,10 @@ from torch import nn
 
 from nnunetv2_smaformer.network.decoder import SMAFormerDecoder
 from nnunetv2_smaformer.network.encoder import InputProjection, SMASwinEncoder
+from nnunetv2_smaformer.network.stride import NETWORK_STRIDE
 
 if TYPE_CHECKING:
     from nnunetv2_smaformer.pretrained.swin import LoadReport, SwinWeights
-
-# Total stride of the encoder; input sides must be multiples of it.
-ENCODER_STRIDE = 32
 
 
 class SMAFormerV2(AbstractDynamicNetworkArchitectures):
@@ -57,8 +55,8 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
         super().__init__()
         if in_channels < 1 or num_classes < 1:
             raise ValueError(f"in_channels and num_classes must be >= 1, got {in_channels} and {num_classes}")
-        if img_size % ENCODER_STRIDE:
-            raise ValueError(f"img_size must be a multiple of {ENCODER_STRIDE}, got {img_size}")
+        if img_size % NETWORK_STRIDE:
+            raise ValueError(f"img_size must be a multiple of {NETWORK_STRIDE}, got {img_size}")
         self.key_to_encoder = "encoder"
         self.key_to_stem = "input_proj"
         self.keys_to_in_proj = ("input_proj.conv",)
@@ -83,9 +81,9 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
                 f"expected input [B, {self.in_channels}, H, W], got shape {tuple(x.shape)}"
             )
         height, width = x.shape[-2:]
-        if height % ENCODER_STRIDE or width % ENCODER_STRIDE:
+        if height % NETWORK_STRIDE or width % NETWORK_STRIDE:
             raise ValueError(
-                f"input height and width must be multiples of {ENCODER_STRIDE}, got {height}x{width}"
+                f"input height and width must be multiples of {NETWORK_STRIDE}, got {height}x{width}"
             )
         return self.decoder(self.encoder(self.input_proj(x)))
 

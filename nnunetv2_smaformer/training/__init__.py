@@ -1,9 +1,6 @@
 """nnU-Net trainers for SMAFormerV2."""
 from nnunetv2_smaformer.training.trainer import nnUNetTrainerSMAFormerV2
 from nnunetv2_smaformer.training.variants import (
-    nnUNetTrainer_demoCPU,
-    nnUNetTrainerAdam_demoCPU,
-    nnUNetTrainerSMAFormerV2_demoCPU,
     nnUNetTrainerSMAFormerV2_150epochs,
     nnUNetTrainerSMAFormerV2_250epochs,
     nnUNetTrainerSMAFormerV2_50epochs,
@@ -20,9 +17,6 @@ from nnunetv2_smaformer.training.variants import (
 )
 
 __all__ = [
-    "nnUNetTrainer_demoCPU",
-    "nnUNetTrainerAdam_demoCPU",
-    "nnUNetTrainerSMAFormerV2_demoCPU",
     "nnUNetTrainerSMAFormerV2",
     "nnUNetTrainerSMAFormerV2_150epochs",
     "nnUNetTrainerSMAFormerV2_250epochs",

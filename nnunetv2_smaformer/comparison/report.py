@@ -4,29 +4,17 @@ nothing is measured here.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List
 
-from nnunetv2_smaformer.benchmark.model_folder import TIMING_FILE
+from nnunetv2_smaformer.benchmark.markdown import fmt, table
+from nnunetv2_smaformer.comparison.model_folder import TIMING_FILE
 from nnunetv2_smaformer.evaluation.evaluate import EvaluationResult, organ_table
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 DSC_PNG = "dsc_per_organ.png"
 EVALUATION_JSON = "synapse_eval.json"
-
-
-def _fmt(value: Optional[float], spec: str, unit: str = "") -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    return f"{value:{spec}}{unit}"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> List[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
 
 
 def _benchmark_cell(records: List[Dict[str, object]]) -> str:
@@ -62,19 +50,6 @@ def _inference_sentence(models: Dict[str, Dict[str, object]]) -> str:
     return "Inference time per case: " + "; ".join(f"{key}: {scope}" for key, scope in scopes.items()) + "."
 
 
-def render_setup_section(setup: Dict[str, object]) -> List[str]:
-    """Markdown lines for a report's ``setup``: the data, each method's budget and settings, stage times."""
-    lines = ["## Set-up", "", str(setup["data"]), "", f"Budget, the same for every method: {setup['budget']}.", ""]
-    lines += [f"- `{trainer}`: {settings}" for trainer, settings in setup["settings"].items()]
-    if setup.get("settings_chosen_by"):
-        lines += ["", str(setup["settings_chosen_by"])]
-    stages = setup.get("stage_seconds") or {}
-    if stages:
-        lines += ["", *_table(["stage", "seconds"], [[name, f"{seconds:.0f}"] for name, seconds in stages.items()]
-                              + [["**total**", f"**{sum(stages.values()):.0f}**"]], [":---", "---:"])]
-    return lines + [""]
-
-
 def _models_table(models: Dict[str, Dict[str, object]]) -> List[str]:
     keys = list(models)
     rows_spec = [
@@ -84,12 +59,12 @@ def _models_table(models: Dict[str, Dict[str, object]]) -> List[str]:
         ("parameters (M)", lambda m: f"{m['parameters'] / 1e6:.2f}"),
         ("GMACs (one patch)", lambda m: f"{m['gmacs']:.2f}"),
         ("epochs trained", lambda m: str(m["epochs"])),
-        ("epoch time, median (s)", lambda m: _fmt(m["epoch_time_median_s"], ".1f")),
+        ("epoch time, median (s)", lambda m: fmt(m["epoch_time_median_s"], ".1f")),
         ("fastest benchmark epoch", lambda m: _benchmark_cell(m["benchmark_epochs"])),
         ("inference (s / case)", lambda m: _inference_cell(m["inference"])),
     ]
     rows = [[name, *(fn(models[k]) for k in keys)] for name, fn in rows_spec]
-    return _table(["", *keys], rows, [":---", *[":---"] * len(keys)])
+    return table(["", *keys], rows, [":---", *[":---"] * len(keys)])
 
 
 def _network_table(network: Dict[str, object]) -> List[str]:
@@ -105,14 +80,14 @@ def _network_table(network: Dict[str, object]) -> List[str]:
         (f"training step, median of {settings['steps']} (s)", lambda n: f"{n['train_step_median_s']:.3f}",
          "train_step_median_s"),
         ("inference (images / s)", lambda n: f"{n['inference_images_per_s']:.2f}", "inference_images_per_s"),
-        ("peak memory (MiB)", lambda n: _fmt(n.get("peak_memory_mib"), ".0f"), "peak_memory_mib"),
+        ("peak memory (MiB)", lambda n: fmt(n.get("peak_memory_mib"), ".0f"), "peak_memory_mib"),
     ]
     if settings["device"].startswith("cpu"):
         # The peak RSS includes the interpreter and its imports: show that share next to it.
         rows_spec.append(("of which process before building (MiB)", lambda n: f"{n['baseline_rss_mib']:.0f}", None))
-    rows = [[name, fn(ours), fn(stock), _fmt(ratios.get(key), ".2f", "×") if key else ""]
+    rows = [[name, fn(ours), fn(stock), fmt(ratios.get(key), ".2f", "×") if key else ""]
             for name, fn, key in rows_spec]
-    return _table(["", "SMAFormerV2", "nnU-Net 2d", "SMAFormerV2 / nnU-Net"], rows, [":---", "---:", "---:", "---:"])
+    return table(["", "SMAFormerV2", "nnU-Net 2d", "SMAFormerV2 / nnU-Net"], rows, [":---", "---:", "---:", "---:"])
 
 
 def render_markdown(report: dict, evaluations: Dict[str, EvaluationResult]) -> str:

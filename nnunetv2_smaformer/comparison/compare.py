@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from nnunetv2_smaformer.benchmark.model_facts import (
+from nnunetv2_smaformer.comparison.model_facts import (
     environment_facts,
     list_images,
     time_inference,
     trained_network_facts,
 )
-from nnunetv2_smaformer.benchmark.model_folder import (
+from nnunetv2_smaformer.comparison.model_folder import (
     DEFAULT_CHECKPOINT,
     ModelFolder,
     PathLike,
@@ -44,7 +44,7 @@ from nnunetv2_smaformer.benchmark.model_folder import (
     read_json,
     read_timing_file,
 )
-from nnunetv2_smaformer.benchmark.report import DSC_PNG, EVALUATION_JSON, REPORT_JSON, REPORT_MD, render_markdown, write_dsc_chart
+from nnunetv2_smaformer.comparison.report import DSC_PNG, EVALUATION_JSON, REPORT_JSON, REPORT_MD, render_markdown, write_dsc_chart
 from nnunetv2_smaformer.errors import EvaluationError, SMAFormerError
 from nnunetv2_smaformer.evaluation.evaluate import EvaluationResult, evaluate_folders, write_outputs
 from nnunetv2_smaformer.nnunet_env import nnunet_environ

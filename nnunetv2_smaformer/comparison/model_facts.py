@@ -12,10 +12,9 @@ import time
 from pathlib import Path
 from typing import Dict, List, Union
 
-from nnunetv2_smaformer.benchmark.model_folder import ModelFolder, PathLike, read_json
+from nnunetv2_smaformer.comparison.model_folder import ModelFolder, PathLike, read_json
 from nnunetv2_smaformer.benchmark.nnunet_bridge import (
     build_trainer_network,
-    count_gmacs,
     find_trainer_class,
     input_output_channels,
     patch_size,
@@ -87,6 +86,7 @@ def trained_network_facts(folder: ModelFolder, checkpoint: dict, trainer: str, c
     strictly, so the counted network is the trained one. GMACs: one forward pass of a
     ``[1, C, *patch_size]`` input from the model's plans (1 MAC = 2 FLOPs).
     """
+    from nnunetv2_smaformer.benchmark.network import count_gmacs
     from nnunetv2_smaformer.training.trainer import nnUNetTrainerSMAFormerV2
 
     plans = read_json(folder.plans_path, "plans file")

@@ -1,0 +1,72 @@
+"""The Markdown of the reports: the table and number helpers every report uses, and the Synapse-scale
+benchmark's page. Pure formatting of report dicts; nothing is measured here."""
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Sequence
+
+
+def fmt(value: Optional[float], spec: str, unit: str = "") -> str:
+    """``value`` formatted with ``spec`` and ``unit``; a dash for a missing or non-finite value."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{value:{spec}}{unit}"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> List[str]:
+    """A Markdown table's lines; ``align`` holds one ``---:`` / ``:---`` per column."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def scale_report(report: dict) -> str:
+    """``benchmark_scale.md``: geometry, one table for training and one for prediction, the ratios."""
+    geometry, env = report["geometry"], report["environment"]
+    size = geometry["slice_size"]
+    lines = [
+        "# Synapse-scale benchmark",
+        "",
+        f"Phantom: {size[0]}x{size[1]} slices, {geometry['spacing_mm_xyz'][0]} mm in-plane, "
+        f"{geometry['spacing_mm_xyz'][2]} mm slices, {geometry['slices_per_case']} slices a case, "
+        f"{geometry['train_cases']} training case(s), {geometry['test_volumes_predicted']} test volume(s)"
+        + ("" if geometry["synapse_scale"] else " (SMALLER than Synapse: a code-path check, not a benchmark)") + ".",
+        f"Machine: {env['device']}, torch {env['torch']}, {env['threads']} threads. Both methods measured in this "
+        "run; figures from a shared machine are noisy.",
+        "",
+    ]
+    lines += table(
+        ["method", "planned batch x patch", "loader samples/s per worker", "train batch", "train it/s",
+         "train samples/s", "train Mpx/s", "workers to keep up", "train peak MiB"],
+        [[name, f"{m['batch_size']} x {'x'.join(map(str, m['patch_size']))}",
+          fmt(m["loader_samples_per_s_per_worker"], ".2f"), str(m["train_batch_size"]),
+          fmt(m["train_iterations_per_s"], ".3f"), fmt(m["train_samples_per_s"], ".2f"),
+          fmt(m["train_megapixels_per_s"], ".3f"), fmt(m["loader_workers_to_keep_up"], ".3f"),
+          fmt(m["train_peak_memory_mib"], ".0f")] for name, m in report["methods"].items()],
+        ["---"] * 9)
+    lines += ["", "`nnUNetv2_predict`, seconds per volume (process start, model loading and export included):", ""]
+    lines += table(
+        ["method", "variant", "patch", "tiles/slice", "forward passes/slice", "s/volume", "peak RSS MiB"],
+        [[name, variant, "x".join(map(str, p["patch_size"])), str(p["tiles_per_slice"]),
+          str(p["forward_passes_per_slice"]), fmt(p["seconds_per_volume"], ".1f"), fmt(p["peak_rss_mib"], ".0f")]
+         for name, m in report["methods"].items() for variant, p in m["predict"].items()],
+        ["---"] * 7)
+    sources = {(name, p["seconds_per_volume_source"]) for name, m in report["methods"].items()
+               for p in m["predict"].values()}
+    lines += ["", *sorted(f"Seconds per volume, {name}: {source}." for name, source in sources)]
+    ratios = report["smaformer_over_stock"]
+    lines += ["", "SMAFormerV2 / stock nnU-Net:", ""]
+    lines += [f"- {key}: {fmt(value, '.2f')}x" for key, value in ratios.items()]
+    slower = ratios["predict_seconds_per_volume"]
+    if slower >= 2:
+        lines += ["", f"SMAFormerV2 predicts a volume {slower:.1f}x slower than stock nnU-Net with nnU-Net's "
+                  "defaults; the variants above show what `--disable_tta`, `-step_size` and a whole-slice patch "
+                  "recover."]
+    benchmarks = [m["nnunet_benchmark_5epochs"] for m in report["methods"].values() if "nnunet_benchmark_5epochs" in m]
+    if benchmarks:
+        lines += ["", "nnU-Net's `_Benchmark_5epochs` trainers (`nnUNetv2_train`, all augmentation workers):", ""]
+    for bench in benchmarks:
+        lines.append(f"- {bench['trainer']}: fastest epoch {bench['fastest_epoch_s']} s, 250 training "
+                     f"iterations with data loading and 50 validation iterations "
+                     f"({fmt(bench.get('epoch_train_iterations_per_s'), '.2f')} training it/s)")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,2 @@
+"""The one-command demo (``smaformer demo``): :mod:`.run` runs it, :mod:`.trainers` holds its two trainers on
+one shared CPU budget and its pass mark."""

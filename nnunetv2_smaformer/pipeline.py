@@ -1,0 +1,244 @@
+"""Running nnU-Net's console scripts and the package's measuring workers: the one copy of each run helper
+that the demo, the Synapse-scale benchmark, the network side-by-side, the benchmark scripts and the tests use.
+
+* :func:`console_script` finds ``nnUNetv2_*`` (and ``smaformer``) of this interpreter's environment;
+* :func:`nnunet_environment` is the environment for nnU-Net folders inside an output folder;
+* :func:`run_logged` runs a command with its whole output in a log file and returns its wall time and the
+  peak resident memory of its largest process (:class:`RunRecord`); :class:`Stages` times named stages;
+* :func:`write_phantom_dataset` and :func:`plan_and_preprocess`: phantom -> nnU-Net dataset -> plans;
+* :func:`run_worker` / :func:`worker_main`: the worker-process protocol (``python -m MODULE SPEC.json
+  RESULT.json``) that measures one thing in a fresh process, and :func:`peak_rss_mib` of such a process.
+
+Standard library at import time; the conversion code is imported where a phantom is written.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
+
+from nnunetv2_smaformer.errors import SMAFormerError
+from nnunetv2_smaformer.nnunet_env import (EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES, datasets_using_id,
+                                           nnunet_environ, with_trainer_dir)
+
+logger = logging.getLogger(__name__)
+
+#: Lines of a failed command's log quoted in the error.
+_TAIL_LINES = 10
+
+
+def console_script(name: str) -> str:
+    """A console script (``nnUNetv2_train``, ...) of this interpreter's environment, else from ``PATH``."""
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.is_file() else shutil.which(name)
+    if not found:
+        raise SMAFormerError(f"console script {name} not found next to {sys.executable} nor on PATH")
+    return found
+
+
+def nnunet_environment(root: Path, *, keep_user_folders: bool = False, trainer_dirs: Sequence[Path] = (),
+                       create: bool = True, base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """The environment for nnU-Net subprocesses with the nnU-Net folders in ``root``.
+
+    ``root/nnUNet_raw``, ``root/nnUNet_preprocessed`` and ``root/nnUNet_results`` (made unless ``create`` is
+    False), except that with ``keep_user_folders`` a folder variable already set in ``base`` (default: this
+    process's environment) is kept. ``nnUNet_extTrainer`` lists ``trainer_dirs``, the folders already in it and
+    this package's trainer folder, so that the trainers are found by name.
+    """
+    env = dict(os.environ if base is None else base)
+    for name in NNUNET_FOLDER_VARIABLES:
+        if not (keep_user_folders and env.get(name)):
+            env[name] = str(Path(root) / name)
+        if create:
+            Path(env[name]).mkdir(parents=True, exist_ok=True)
+    folders = [str(d) for d in trainer_dirs] + [p for p in env.get(EXT_TRAINER_VARIABLE, "").split(os.pathsep) if p]
+    env[EXT_TRAINER_VARIABLE] = with_trainer_dir(os.pathsep.join(folders))
+    return env
+
+
+def dataset_id_in_use(env: Mapping[str, str], dataset_id: int) -> bool:
+    """Whether any of the nnU-Net folders of ``env`` holds a dataset with this id."""
+    return any(datasets_using_id(Path(env[name]), dataset_id) for name in NNUNET_FOLDER_VARIABLES if env.get(name))
+
+
+def free_dataset_id(env: Mapping[str, str], wanted: Optional[int], candidates: Sequence[int]) -> int:
+    """``wanted`` if no dataset in the nnU-Net folders of ``env`` uses it (else an error), or the first unused
+    id of ``candidates``."""
+    if wanted is not None:
+        if dataset_id_in_use(env, wanted):
+            raise SMAFormerError(f"dataset id {wanted} is already used in your nnU-Net folders; existing datasets "
+                                 f"are never touched: choose another --dataset-id")
+        return wanted
+    for dataset_id in candidates:
+        if not dataset_id_in_use(env, dataset_id):
+            return dataset_id
+    raise SMAFormerError(f"no free dataset id between {min(candidates)} and {max(candidates)} in your nnU-Net folders")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A finished command: wall seconds and the peak resident set size of its largest process in MiB."""
+
+    seconds: float
+    peak_rss_mib: float
+
+
+def _command_line(cmd: Sequence[str]) -> str:
+    return " ".join([Path(cmd[0]).name, *map(str, cmd[1:])])
+
+
+def run_logged(cmd: Sequence[str], env: Optional[Mapping[str, str]], log_file: Path, *, label: Optional[str] = None,
+               show: Sequence[str] = (), timeout_s: Optional[float] = None) -> RunRecord:
+    """Run ``cmd`` with its stdout and stderr in ``log_file``; the lines containing one of ``show`` are logged too.
+
+    The command runs in a session of its own, so that on a timeout (or an interruption of this process) it is
+    stopped with all its children (nnU-Net's data-loader and export workers).
+
+    Raises:
+        SMAFormerError: a non-zero exit (the log's last lines quoted) or ``timeout_s`` exceeded.
+    """
+    label = label or Path(cmd[0]).name
+    logger.info("[%s] %s", label, _command_line(cmd))
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    timed_out = threading.Event()
+    start = time.perf_counter()
+    with open(log_file, "w") as log:
+        process = subprocess.Popen([str(c) for c in cmd], env=None if env is None else dict(env),
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                                   start_new_session=True)
+
+        def stop() -> None:
+            timed_out.set()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout_s, stop) if timeout_s else None
+        try:
+            if timer is not None:
+                timer.start()
+            assert process.stdout is not None
+            for line in process.stdout:
+                log.write(line)
+                if any(marker in line for marker in show):
+                    logger.info("[%s] %s", label, line.strip()[:160])
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:
+            stop()
+            process.wait()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if timed_out.is_set():
+        raise SMAFormerError(f"{label} took longer than {timeout_s:.0f} s and was stopped; see {log_file}")
+    if process.returncode != 0:
+        tail = "\n".join(log_file.read_text(errors="replace").strip().splitlines()[-_TAIL_LINES:])
+        raise SMAFormerError(f"{label} failed (exit {process.returncode}); see {log_file}:\n{tail}")
+    # ru_maxrss: KiB on Linux, bytes on macOS.
+    scale = 1 if sys.platform == "darwin" else 1024
+    return RunRecord(seconds, usage.ru_maxrss * scale / 2**20)
+
+
+@dataclass
+class Stages:
+    """Wall time of named stages: ``with stages("train"): ...``; ``seconds`` keeps them in order."""
+
+    seconds: Dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - started
+        logger.info("[%s] done in %.0f s", name, self.seconds[name])
+
+
+def write_phantom_dataset(env: Mapping[str, str], dataset_id: int, work: Path, *, size: int, slices: int, seed: int,
+                          cases: Optional[Sequence[int]] = None, spacing: Optional[Tuple[float, float, float]] = None,
+                          overwrite: bool = False, num_processes: Optional[int] = None) -> Tuple[str, Path]:
+    """A phantom in the BTCV layout (:func:`~nnunetv2_smaformer.conversion.phantom.make_phantom`, written to
+    ``work/phantom`` and removed again) converted into the nnU-Net dataset ``dataset_id`` of ``env``'s folders.
+
+    Returns ``(dataset folder name, raw dataset folder)``.
+    """
+    from nnunetv2_smaformer.conversion.converter import convert_synapse
+    from nnunetv2_smaformer.conversion.phantom import make_phantom
+    from nnunetv2_smaformer.synapse import ALL_CASES, dataset_folder_name
+
+    phantom = Path(work) / "phantom"
+    if phantom.exists():
+        shutil.rmtree(phantom)
+    make_phantom(phantom, "btcv", cases=ALL_CASES if cases is None else cases, size=size, slices=slices, seed=seed,
+                 spacing=spacing)
+    try:
+        # The converter reads the nnU-Net folders from the environment, as the CLI does.
+        with nnunet_environ({name: env[name] for name in NNUNET_FOLDER_VARIABLES}, register_trainers=False):
+            convert_synapse(phantom, dataset_id, fmt="btcv", overwrite=overwrite, progress=False,
+                            num_processes=num_processes)
+    finally:
+        shutil.rmtree(phantom, ignore_errors=True)  # the converted dataset holds the same voxels
+    name = dataset_folder_name(dataset_id)
+    return name, Path(env["nnUNet_raw"]) / name
+
+
+def plan_and_preprocess(env: Mapping[str, str], dataset_id: int, log_file: Path, num_processes: int = 2,
+                        configuration: str = "2d") -> RunRecord:
+    """``nnUNetv2_plan_and_preprocess -d ID -c CONFIGURATION --verify_dataset_integrity``."""
+    return run_logged([console_script("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", configuration,
+                       "-np", str(num_processes), "--verify_dataset_integrity"], env, log_file, label="plan")
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process in MiB.
+
+    Linux: ``VmHWM`` of /proc/self/status, which starts afresh at ``exec``. ``getrusage``'s ``ru_maxrss``
+    would not: Linux carries the parent's high-water mark over fork and exec into the child.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    import resource
+
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def run_worker(module: str, spec: dict, workdir: Path, *, name: str, env: Optional[Mapping[str, str]] = None,
+               timeout_s: Optional[float] = None, log_file: Optional[Path] = None) -> dict:
+    """Run ``python -m MODULE SPEC.json RESULT.json`` (a module whose main is :func:`worker_main`) in a fresh
+    process and return the JSON record it wrote. Its output goes to ``log_file`` (default ``workdir/NAME.log``)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec_path, result_path = workdir / f"{name}.spec.json", workdir / f"{name}.result.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    result_path.unlink(missing_ok=True)
+    run_logged([sys.executable, "-m", module, str(spec_path), str(result_path)], env,
+               log_file or workdir / f"{name}.log", label=f"{name} (worker)", timeout_s=timeout_s)
+    if not result_path.is_file():
+        raise SMAFormerError(f"worker {module} for {name} wrote no result")
+    return json.loads(result_path.read_text(encoding="utf-8"))
+
+
+def worker_main(argv: Sequence[str], measure: Callable[[dict], dict], module: str) -> int:
+    """The worker side of :func:`run_worker`: ``measure(spec)`` written as JSON. Returns the exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if len(argv) != 2:
+        logger.error("usage: python -m %s SPEC.json RESULT.json", module)
+        return 2
+    record = measure(json.loads(Path(argv[0]).read_text(encoding="utf-8")))
+    Path(argv[1]).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return 0
+
