@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from nnunetv2_smaformer.comparison.model_folder import training_seconds
 from nnunetv2_smaformer.demo import trainers as demo_trainers
 from nnunetv2_smaformer.demo.run import CANDIDATE_IDS, DemoConfig, demo_environment
 from nnunetv2_smaformer.errors import SMAFormerError
@@ -126,16 +127,6 @@ def write_search_trainer(folder: Path, setting: Setting) -> None:
     (folder / f"{name}.py").write_text("\n".join(lines) + "\n")
 
 
-def epoch_seconds(fold: Path) -> float:
-    """Training time as nnU-Net logs it: the sum of its "Epoch time" lines (start-up excluded)."""
-    total = 0.0
-    for log in fold.glob("training_log_*.txt"):
-        for line in log.read_text().splitlines():
-            if "Epoch time:" in line:
-                total += float(line.split("Epoch time:")[1].split()[0])
-    return total
-
-
 def prepare_dataset(out: Path, env: Dict[str, str], config: DemoConfig) -> int:
     """The demo's phantom, converted, planned and preprocessed once; its id is kept in ``OUT/dataset_id``."""
     marker = out / "dataset_id"
@@ -160,7 +151,7 @@ def run_setting(out: Path, env: Dict[str, str], dataset_id: int, setting: Settin
     if not (fold / "checkpoint_final.pth").is_file():
         run_logged([console_script("nnUNetv2_train"), str(dataset_id), "2d", "0", "-tr", trainer, "-device", "cpu"],
                    env, out / "logs" / f"train_{trainer}.log")
-    train_s = epoch_seconds(fold)
+    train_s = training_seconds(fold)
     predictions = out / "predictions" / trainer
     predict_s = run_logged([console_script("nnUNetv2_predict"), "-i", str(raw / "imagesTs"), "-o", str(predictions),
                             "-d", str(dataset_id), "-c", "2d", "-f", "0", "-tr", trainer, "-device", "cpu",

@@ -19,3 +19,9 @@ class ConversionError(SMAFormerError):
 
 class EvaluationError(SMAFormerError):
     """Prediction or ground-truth files for an evaluation are missing or do not match."""
+
+
+class ConfigurationError(SMAFormerError):
+    """An nnU-Net configuration cannot be added: no such dataset or plans, a name or size that does not work, or a
+    configuration of that name with other settings."""
+

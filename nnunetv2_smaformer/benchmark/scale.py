@@ -3,13 +3,15 @@
 What a user meets at that geometry and no 128x128 phantom shows: stock nnU-Net plans a 512x512 patch for
 512x512 slices (one tile per slice), SMAFormerV2 on ``2d`` trains on 256x256 patches, so ``nnUNetv2_predict``
 covers a slice with 9 overlapping tiles at nnU-Net's step 0.5 (4 forward passes each with test-time
-mirroring); and SMAFormerV2's batch of 28 patches runs through nnU-Net's CPU augmentation, which may not keep a
-GPU busy.
+mirroring), while SMAFormerV2 on ``2d_wholeslice`` (the original's protocol, :mod:`nnunetv2_smaformer.planning`)
+sees each slice whole at 256x256, one tile; and SMAFormerV2's batch of 28 patches runs through nnU-Net's CPU
+augmentation, which may not keep a GPU busy.
 
 Steps (:func:`run_scale_benchmark`; every method measured with the same data on the same machine):
 
 1. a phantom (:mod:`nnunetv2_smaformer.conversion.phantom`) with 512x512 slices, 0.76 mm in-plane, 3 mm slices,
-   at least 80 slices a case, converted to an nnU-Net dataset (8 organs), planned and preprocessed (``2d``);
+   at least 80 slices a case, converted to an nnU-Net dataset (8 organs), planned and preprocessed (``2d``), and
+   given its whole-slice configuration (``smaformer add-configuration``);
 2. per method, in a fresh process (:mod:`.scale_worker`): loader throughput with nnU-Net's augmentation at the
    planned batch size, training iterations, a checkpoint;
 3. ``nnUNetv2_predict`` on the test volumes, timed as a user waits for it (process start, model loading,
@@ -37,6 +39,7 @@ from nnunetv2_smaformer.errors import SMAFormerError
 from nnunetv2_smaformer.network.stride import NETWORK_STRIDE, round_up_to_stride
 from nnunetv2_smaformer.pipeline import (Stages, console_script, nnunet_environment, plan_and_preprocess, run_logged,
                                          run_worker, write_phantom_dataset)
+from nnunetv2_smaformer.planning import DEFAULT_NAME as WHOLE_SLICE
 from nnunetv2_smaformer.synapse import SYNAPSE_MIN_SLICES, SYNAPSE_SLICE_SIZE, SYNAPSE_SPACING, TEST_CASES, TRAIN_CASES
 
 logger = logging.getLogger(__name__)
@@ -77,6 +80,8 @@ class ScaleSettings:
     #: Predict a slab of this many middle slices of each test volume and extrapolate to the volume
     #: (``None``: whole volumes, measured directly).
     predict_slices: Optional[int] = None
+    #: Slice side of the whole-slice configuration (the original's 256).
+    whole_slice_size: int = 256
 
     @classmethod
     def quick(cls, device: str = "cpu") -> "ScaleSettings":
@@ -108,24 +113,32 @@ class ScaleSettings:
             raise SMAFormerError(f"training batch size must be >= 1, got {self.train_batch_size}")
         if self.predict_slices is not None and not 1 <= self.predict_slices <= self.slices:
             raise SMAFormerError(f"predicted slab must hold 1 to {self.slices} slices, got {self.predict_slices}")
+        if self.whole_slice_size < NETWORK_STRIDE or self.whole_slice_size % NETWORK_STRIDE:
+            raise SMAFormerError(f"whole-slice size must be a positive multiple of {NETWORK_STRIDE}, "
+                                 f"got {self.whole_slice_size}")
         if self.nnunet_benchmark and not self.device.startswith("cuda"):
             raise SMAFormerError("nnU-Net's _Benchmark_5epochs trainers run on CUDA only: use --device cuda")
 
 
 @dataclass(frozen=True)
 class ScaleMethod:
-    """One measured row: a trainer on a configuration; ``kind`` chooses its prediction variants."""
+    """One measured row: a trainer on a configuration; ``kind`` chooses its prediction variants. Its key in the
+    report is ``<trainer>__<configuration>``, as nnU-Net names model folders."""
 
-    key: str
     trainer: str
     configuration: str
-    kind: str  # "smaformer" or "stock"
+    kind: str  # "smaformer", "smaformer_whole_slice" or "stock"
+
+    @property
+    def key(self) -> str:
+        return f"{self.trainer}__{self.configuration}"
 
 
 def scale_methods(settings: ScaleSettings) -> List[ScaleMethod]:
-    """The rows of one run: SMAFormerV2 and stock nnU-Net, each on ``2d``."""
-    return [ScaleMethod(settings.smaformer_trainer, settings.smaformer_trainer, CONFIGURATION, "smaformer"),
-            ScaleMethod(settings.stock_trainer, settings.stock_trainer, CONFIGURATION, "stock")]
+    """The rows of one run: SMAFormerV2 on ``2d`` and on ``2d_wholeslice``, stock nnU-Net on ``2d`` (the reference)."""
+    return [ScaleMethod(settings.smaformer_trainer, CONFIGURATION, "smaformer"),
+            ScaleMethod(settings.smaformer_trainer, WHOLE_SLICE, "smaformer_whole_slice"),
+            ScaleMethod(settings.stock_trainer, CONFIGURATION, "stock")]
 
 
 @dataclass
@@ -141,7 +154,8 @@ class PredictVariant:
 
 
 def prediction_variants(whole_slice: int) -> Dict[str, List[PredictVariant]]:
-    """Variants per method kind: nnU-Net's defaults, without test-time mirroring, fewer tiles."""
+    """Variants per method kind: nnU-Net's defaults, without test-time mirroring, fewer tiles (a whole-slice
+    configuration has one tile per slice already)."""
     common = [
         PredictVariant("default"),
         PredictVariant("disable_tta", ("--disable_tta",), mirroring=False),
@@ -149,7 +163,7 @@ def prediction_variants(whole_slice: int) -> Dict[str, List[PredictVariant]]:
     ]
     whole = PredictVariant(f"patch_{whole_slice}_disable_tta", ("--disable_tta",), mirroring=False,
                            patch_side=whole_slice)
-    return {"smaformer": common + [whole], "stock": common[:2]}
+    return {"smaformer": common + [whole], "smaformer_whole_slice": common[:2], "stock": common[:2]}
 
 
 def tiles_per_slice(image: Sequence[int], patch: Sequence[int], step_size: float) -> int:
@@ -280,6 +294,9 @@ def _predict(method: ScaleMethod, record: dict, settings: ScaleSettings, dataset
 
 _RATIO_KEYS = ("predict_seconds_per_volume", "predict_seconds_per_volume_no_mirroring", "train_samples_per_s",
                "train_megapixels_per_s", "loader_samples_per_s_per_worker")
+#: The goal for SMAFormerV2 on the whole-slice configuration: a volume predicted in at most this share of stock
+#: nnU-Net's time on ``2d``, both with nnU-Net's defaults.
+WHOLE_SLICE_PREDICT_GOAL = 0.5
 
 
 def ratios_to(reference: dict, methods: Mapping[str, dict]) -> Dict[str, Dict[str, float]]:
@@ -310,6 +327,9 @@ def run_scale_benchmark(out: Path, settings: ScaleSettings, dataset_id: int = 99
                                              spacing=SYNAPSE_SPACING, overwrite=True, num_processes=1)
     with stages("plan+preprocess"):
         plan_and_preprocess(env, dataset_id, logs / "plan_and_preprocess.log", configuration=CONFIGURATION)
+    with stages("add-configuration"):
+        run_logged([console_script("smaformer"), "add-configuration", "-d", str(dataset_id), "--name", WHOLE_SLICE,
+                    "--size", str(settings.whole_slice_size), "-np", "2"], env, logs / "add_configuration.log")
 
     methods = scale_methods(settings)
     records: Dict[str, dict] = {}
@@ -338,7 +358,7 @@ def run_scale_benchmark(out: Path, settings: ScaleSettings, dataset_id: int = 99
                 records[method.key]["nnunet_benchmark_5epochs"] = _nnunet_benchmark(
                     benchmark_trainer, method.configuration, dataset_id, env, logs, settings.device)
 
-    stock = next(records[m.key] for m in methods if m.kind == "stock")
+    reference = next(m.key for m in methods if m.kind == "stock")
     report = {
         "geometry": {
             "slice_size": [settings.size, settings.size],
@@ -352,7 +372,9 @@ def run_scale_benchmark(out: Path, settings: ScaleSettings, dataset_id: int = 99
         "settings": asdict(settings),
         "environment": _environment_info(settings.device),
         "methods": records,
-        "smaformer_over_stock": ratios_to(stock, records)[next(m.key for m in methods if m.kind == "smaformer")],
+        "reference": reference,
+        "over_reference": ratios_to(records[reference], records),
+        "whole_slice_predict_goal": WHOLE_SLICE_PREDICT_GOAL,
         "stage_seconds": stages.seconds,
         "total_seconds": time.perf_counter() - started,
     }

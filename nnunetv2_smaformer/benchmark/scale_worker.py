@@ -49,20 +49,14 @@ def measure_training(spec: dict) -> dict:
     ``nnUNet_n_proc_DA=0`` (one loader in this process).
     """
     import torch
-    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+    from nnunetv2.run.run_training import get_trainer_from_args
 
     if os.environ.get("nnUNet_n_proc_DA") != "0":
         raise SMAFormerError("measure_training needs nnUNet_n_proc_DA=0 (the loader in the measuring process)")
     preprocessed = Path(os.environ["nnUNet_preprocessed"]) / spec["dataset"]
-    plans = json.loads((preprocessed / "nnUNetPlans.json").read_text())
-    plans["continue_training"] = False  # nnU-Net 2.8's entry point passes this through the plans
-    dataset_json = json.loads((preprocessed / "dataset.json").read_text())
     device = torch.device(spec["device"])
-    trainer_class = recursive_find_trainer_class_by_name(spec["trainer"])
-    if trainer_class is None:
-        raise SMAFormerError(f"trainer {spec['trainer']} not found (is nnUNet_extTrainer set?)")
-    trainer = trainer_class(plans=plans, configuration=spec["configuration"], fold=0, dataset_json=dataset_json,
-                            device=device)
+    # Built as nnUNetv2_train builds it (the trainer looked up by name in nnUNet_extTrainer too).
+    trainer = get_trainer_from_args(spec["dataset"], spec["configuration"], 0, spec["trainer"], device=device)
     trainer.initialize()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

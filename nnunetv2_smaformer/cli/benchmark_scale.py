@@ -11,7 +11,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="data loading, training and prediction speed at Synapse's geometry (JSON + Markdown)",
         description="Write a phantom with Synapse's geometry (512x512 slices, 0.76 mm in-plane, 3 mm slices, "
         ">= 80 slices a case, 8 organs), plan and preprocess it with nnU-Net (2d), then measure SMAFormerV2 and "
-        "stock nnU-Net in the same run: data-loader throughput with nnU-Net's augmentation at each trainer's "
+        "stock nnU-Net in the same run (SMAFormerV2 on 2d and on 2d_wholeslice, the original's protocol, which "
+        "smaformer add-configuration adds; stock nnU-Net on 2d): data-loader throughput with nnU-Net's augmentation at each trainer's "
         "planned batch size, training iterations per second, nnUNetv2_predict seconds per volume (with and "
         "without mirroring, larger steps, a whole-slice patch) and peak memory. Writes "
         "OUT/benchmark_scale.json and OUT/benchmark_scale.md. The defaults are sized for one GPU, --quick for "
@@ -32,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sizes.add_argument("--loader-batches", type=int)
     sizes.add_argument("--train-warmup", type=int)
     sizes.add_argument("--train-steps", type=int)
+    sizes.add_argument("--whole-slice-size", type=int, help="slice side of the whole-slice configuration (default 256)")
     parser.set_defaults(func=run)
 
 
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise SMAFormerError(f"--dataset-id must be between 1 and 999, got {args.dataset_id}")
     settings = ScaleSettings.quick(args.device) if args.quick else ScaleSettings(device=args.device)
     overrides = {name: getattr(args, name) for name in ("size", "slices", "train_cases", "test_cases",
-                                                         "loader_batches", "train_warmup", "train_steps")
+                                                         "loader_batches", "train_warmup", "train_steps", "whole_slice_size")
                  if getattr(args, name) is not None}
     settings = dataclasses.replace(settings, nnunet_benchmark=args.nnunet_benchmark, **overrides)
     report = run_scale_benchmark(args.output, settings, dataset_id=args.dataset_id)

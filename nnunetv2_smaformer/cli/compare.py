@@ -75,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"  {key:<36} DSC {100 * evaluation['mean']['dice']:6.2f} %   HD95 {evaluation['mean']['hd95']:7.2f}"
                      f"   {model['parameters'] / 1e6:7.2f} M params   {model['gmacs']:7.2f} GMACs"
                      + (f"   {seconds:.2f} s/case" if seconds is not None else ""))
+    for row in report["paired"]:
+        if row["label"] == "mean":
+            lines.append(f"  {row['method']} - {row['reference']}: mean DSC {100 * row['mean_difference']:+.2f} pp, "
+                         f"95 % CI [{100 * row['ci95'][0]:+.2f}, {100 * row['ci95'][1]:+.2f}], Wilcoxon p "
+                         f"{row['wilcoxon_p']:.3g} (n = {row['n']})")
     lines.append(f"written to {args.output / REPORT_MD} and {args.output / REPORT_JSON}")
     print("\n".join(lines))
     return 0

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "benchmark_network",
     "benchmark_scale",
     "compare",
+    "add_configuration",
     "evaluate",
     "overlay",
     "convert_synapse",

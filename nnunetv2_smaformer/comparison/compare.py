@@ -6,7 +6,8 @@ predictions. It writes into ``out_dir``:
 
 * ``<method>/synapse_eval.{json,csv,md}``: the Synapse evaluation of each prediction folder
   (:func:`nnunetv2_smaformer.evaluation.evaluate.evaluate_folders`);
-* ``report.json``, ``report.md``: per-organ DSC and HD95 side by side; model facts (parameters and
+* ``report.json``, ``report.md``: per-organ DSC and HD95 side by side; per-case paired DSC differences of each
+  method against the first, with bootstrap intervals and Wilcoxon p (:mod:`.paired`); model facts (parameters and
   GMACs of the trained network, epoch time from the checkpoint's log and from nnU-Net's benchmark
   trainers, inference seconds per case); the network-level side-by-side at 256x256
   (:mod:`nnunetv2_smaformer.benchmark.side_by_side`); the environment;
@@ -44,6 +45,7 @@ from nnunetv2_smaformer.comparison.model_folder import (
     read_json,
     read_timing_file,
 )
+from nnunetv2_smaformer.comparison.paired import paired_comparison
 from nnunetv2_smaformer.comparison.report import DSC_PNG, EVALUATION_JSON, REPORT_JSON, REPORT_MD, render_markdown, write_dsc_chart
 from nnunetv2_smaformer.errors import EvaluationError, SMAFormerError
 from nnunetv2_smaformer.evaluation.evaluate import EvaluationResult, evaluate_folders, write_outputs
@@ -161,6 +163,7 @@ def compare(config: CompareConfig) -> dict:
         "dataset_json": str(dataset_json),
         "hd95_unit": config.hd95_unit,
         "methods": {key: result.to_json() for key, result in evaluations.items()},
+        "paired": paired_comparison(evaluations),
         "models": models,
         "network": network,
         "environment": environment_facts(config.device),

@@ -138,6 +138,11 @@ def epoch_times(checkpoint: dict) -> Dict[str, object]:
     }
 
 
+def training_seconds(fold: Path, checkpoint_name: str = DEFAULT_CHECKPOINT) -> float:
+    """Training time of a fold as nnU-Net logs it: the sum of its epoch durations (start-up excluded)."""
+    return float(sum(epoch_times(load_checkpoint(Path(fold) / checkpoint_name))["epoch_times_s"]))
+
+
 def _benchmark_root_matches(trainer: str, benchmark_trainer: str) -> bool:
     match = _BENCHMARK_TRAINER.match(benchmark_trainer)
     if match is None:

@@ -90,6 +90,42 @@ def _network_table(network: Dict[str, object]) -> List[str]:
     return table(["", "SMAFormerV2", "nnU-Net 2d", "SMAFormerV2 / nnU-Net"], rows, [":---", "---:", "---:", "---:"])
 
 
+def _paired_section(paired: List[Dict[str, object]], evaluations: Dict[str, EvaluationResult]) -> List[str]:
+    """Per method against the reference: per organ and the mean, the paired DSC difference, its bootstrap CI and
+    the Wilcoxon p, then in words which differences are not significant."""
+    from nnunetv2_smaformer.comparison.paired import BOOTSTRAP_RESAMPLES, SIGNIFICANCE_LEVEL, significant
+
+    if not paired:
+        return []
+    reference = evaluations[str(paired[0]["reference"])]
+    n = int(paired[0]["n"])
+
+    def organ(label: str) -> str:
+        return "**mean**" if label == "mean" else reference.name(int(label))
+
+    lines = ["## Paired differences", "",
+             f"Per case, method minus `{paired[0]['reference']}` (the first method), in DSC percentage points; a "
+             f"case's mean is its mean DSC over the organs. n = {n} cases; 95 % CI: percentile bootstrap of the mean "
+             f"difference ({BOOTSTRAP_RESAMPLES} resamples of the cases); p: two-sided Wilcoxon signed-rank test.", ""]
+    for method in dict.fromkeys(str(row["method"]) for row in paired):
+        rows = [row for row in paired if row["method"] == method]
+        lines += [f"`{method}`:", ""]
+        lines += table(["organ", "mean difference (pp)", "95 % CI (pp)", "Wilcoxon p", f"p < {SIGNIFICANCE_LEVEL:g}"],
+                       [[organ(str(r["label"])), f"{100 * float(r['mean_difference']):+.2f}",
+                         f"[{100 * r['ci95'][0]:+.2f}, {100 * r['ci95'][1]:+.2f}]", f"{float(r['wilcoxon_p']):.3g}",
+                         "yes" if significant(r) else "no"] for r in rows],
+                       [":---", "---:", "---:", "---:", ":---:"])
+        not_significant = [organ(str(r["label"])).strip("*") for r in rows if not significant(r)]
+        if not_significant:
+            lines += ["", f"Not significant at {SIGNIFICANCE_LEVEL:g}: {', '.join(not_significant)}."]
+        else:
+            lines += ["", f"Every difference is significant at {SIGNIFICANCE_LEVEL:g}."]
+        lines.append("")
+    lines += [f"With {n} cases a paired test rarely reaches significance for differences of a few DSC points (a "
+              "Synapse test split has 12): read a non-significant difference as \"not shown\", not as \"equal\".", ""]
+    return lines
+
+
 def render_markdown(report: dict, evaluations: Dict[str, EvaluationResult]) -> str:
     """``report.md``: segmentation table, model facts, network side-by-side, environment."""
     env = report["environment"]
@@ -111,6 +147,7 @@ def render_markdown(report: dict, evaluations: Dict[str, EvaluationResult]) -> s
         "",
         f"![DSC per organ]({DSC_PNG})",
         "",
+        *_paired_section(report["paired"], evaluations),
         "## Trained models",
         "",
         f"Fold {report['fold']}. Parameters and GMACs of the trained network (checkpoint weights loaded) at one "
@@ -143,8 +180,12 @@ def render_markdown(report: dict, evaluations: Dict[str, EvaluationResult]) -> s
 
 
 def write_dsc_chart(evaluations: Dict[str, EvaluationResult], path: Path, title: str = "DSC per organ") -> Path:
-    """Grouped bar chart (PNG): DSC in % per organ and the mean, one bar colour per method."""
+    """Grouped bar chart (PNG): DSC in % per organ and the mean, one bar colour per method, each case's value a dot
+    over its bar."""
+    import numpy as np
     from matplotlib.figure import Figure
+
+    from nnunetv2_smaformer.comparison.paired import case_values
 
     keys = list(evaluations)
     first = evaluations[keys[0]]
@@ -153,11 +194,17 @@ def write_dsc_chart(evaluations: Dict[str, EvaluationResult], path: Path, title:
     figure = Figure(figsize=(max(6.0, 1.0 + 0.9 * len(groups) * max(1, len(keys)) / 2), 4.5), dpi=120)
     axes = figure.add_subplot()
     colours = [f"C{i % 10}" for i in range(len(keys))]
+    cases = sorted(first.per_case)
     for i, key in enumerate(keys):
         result = evaluations[key]
         values = [100 * result.per_label[label][0] for label in first.labels] + [100 * result.mean[0]]
         positions = [g + (i - (len(keys) - 1) / 2) * width for g in range(len(groups))]
         axes.bar(positions, values, width=width, color=colours[i], label=key)
+        # Each case's value over its bar: the spread behind the mean.
+        per_case = [case_values(result, label, cases) for label in first.labels] + [case_values(result, None, cases)]
+        spread = np.linspace(-0.3, 0.3, len(cases)) * width if len(cases) > 1 else np.zeros(1)
+        for position, case_dsc in zip(positions, per_case):
+            axes.scatter(position + spread, 100 * case_dsc, s=6, color="black", alpha=0.6, linewidths=0, zorder=3)
     axes.set_xticks(range(len(groups)))
     axes.set_xticklabels(groups, rotation=30, ha="right")
     axes.set_ylabel("DSC (%)")

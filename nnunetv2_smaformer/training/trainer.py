@@ -6,8 +6,10 @@ loss with deep supervision, sliding-window inference and 3D validation, AMP, com
 * network: :class:`~nnunetv2_smaformer.network.SMAFormerV2`, built from nnU-Net's input
   channels and segmentation heads (also at inference, where no pretrained file is needed);
 * patch 256x256 written into the plans this trainer receives, so the ``plans.json`` saved
-  next to the checkpoints (which inference reads) holds it too; batch size 28 capped like
-  nnU-Net caps it for small datasets (at most 5 % of the dataset's voxels), at least 2;
+  next to the checkpoints (which inference reads) holds it too; on a whole-slice configuration
+  (:mod:`nnunetv2_smaformer.planning`) its own slice-sized patch, with whole-slice sampling
+  (:mod:`.whole_slice`); batch size 28 capped like nnU-Net caps it for small datasets (at most
+  5 % of the dataset's voxels at the configuration's resolution), at least 2;
 * optimisation of the original: AdamW, lr 3e-4, cosine annealing after a short linear warm-up
   (2 % of the epochs), gradient clipping at 1.0;
 * ImageNet Swin-T weights, loaded when a training starts from scratch (not after ``--c``/``--val``
@@ -32,6 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from nnunetv2_smaformer.errors import PretrainedWeightsError
 from nnunetv2_smaformer.network.smaformer import SMAFormerV2
+from nnunetv2_smaformer.planning import median_depth, whole_slice_size
 from nnunetv2_smaformer.pretrained.swin import (
     OFFICIAL_FILENAME,
     OFFICIAL_URL,
@@ -41,6 +44,7 @@ from nnunetv2_smaformer.pretrained.swin import (
     swin_weights,
 )
 from nnunetv2_smaformer.training.lr_scheduler import WarmupCosineLRScheduler
+from nnunetv2_smaformer.training.whole_slice import whole_slice_loaders
 
 PATCH_SIZE: Tuple[int, int] = (256, 256)
 # Network outputs: full resolution, then the decoder stages at strides 4, 8, 16.
@@ -51,11 +55,10 @@ MIN_BATCH_SIZE = 2
 
 
 def approximate_dataset_voxels(plans_manager: PlansManager, configuration: str, num_training: int) -> float:
-    """Voxels of the whole training set as nnU-Net's planner estimates them (median shape x cases)."""
-    # The 2D configuration stores an in-plane median only; 3d_fullres has the full one when the data are 3D.
-    name = "3d_fullres" if "3d_fullres" in plans_manager.available_configurations else configuration
-    median = plans_manager.get_configuration(name).median_image_size_in_voxels
-    return float(np.prod(median, dtype=np.float64)) * num_training
+    """Voxels of the whole training set at ``configuration``'s resolution as nnU-Net's planner estimates them: the
+    median slice count times the configuration's median slice, times the cases."""
+    in_plane = plans_manager.get_configuration(configuration).median_image_size_in_voxels[-2:]
+    return median_depth(plans_manager.plans) * float(np.prod(in_plane, dtype=np.float64)) * num_training
 
 
 def capped_batch_size(wanted: int, dataset_voxels: float, patch_size: Sequence[int]) -> int:
@@ -154,9 +157,18 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
                 f"{len(planned.patch_size)}D (patch {planned.patch_size}). Train it with the '2d' configuration."
             )
         voxels = approximate_dataset_voxels(plans_manager, configuration, int(dataset_json["numTraining"]))
+        patch = cls.patch_for(planned.configuration)
         config = plans["configurations"][configuration]
-        config["patch_size"] = list(cls.training_patch_size)
-        config["batch_size"] = capped_batch_size(cls.max_batch_size, voxels, cls.training_patch_size)
+        config["patch_size"] = patch
+        config["batch_size"] = capped_batch_size(cls.max_batch_size, voxels, patch)
+
+    @classmethod
+    def patch_for(cls, configuration: dict) -> List[int]:
+        """The training patch on a configuration (nnU-Net's resolved dict): a whole-slice configuration's patch is
+        the slice, elsewhere the trainer's own ``training_patch_size``."""
+        if whole_slice_size(configuration) is not None:
+            return [int(p) for p in configuration["patch_size"]]
+        return list(cls.training_patch_size)
 
     @classmethod
     def build_network_architecture(
@@ -167,14 +179,26 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
         num_output_channels: int,
         enable_deep_supervision: bool = True,
     ) -> nn.Module:
-        """Build SMAFormerV2 with nnU-Net 2.8's signature; also called at inference (``enable_deep_supervision=False``)."""
+        """Build SMAFormerV2 with nnU-Net 2.8's signature; also called at inference (``enable_deep_supervision=False``).
+
+        ``img_size`` (the Swin layout's reference size, which bounds the attention windows) is the patch the trainer
+        trains: a whole-slice configuration's slice, else the trainer's own patch."""
+        patch = cls.patch_for(configuration_manager.configuration) if configuration_manager is not None \
+            else cls.training_patch_size
         return SMAFormerV2(
             in_channels=int(num_input_channels),
             num_classes=int(num_output_channels),
             deep_supervision=enable_deep_supervision,
-            img_size=cls.training_patch_size[0],
+            img_size=int(patch[0]),
             **cls.network_kwargs,
         )
+
+    def get_dataloaders(self):
+        # A whole-slice configuration keeps every sample's slice whole (see training.whole_slice).
+        if whole_slice_size(self.configuration_manager.configuration) is None:
+            return super().get_dataloaders()
+        with whole_slice_loaders():
+            return super().get_dataloaders()
 
     def _get_deep_supervision_scales(self) -> Optional[List[List[float]]]:
         return [list(s) for s in DEEP_SUPERVISION_SCALES] if self.enable_deep_supervision else None

@@ -1,0 +1,260 @@
+"""Whole-slice 2D configurations: the original SMAFormerV2's (TransUNet's) protocol as an nnU-Net configuration.
+
+The original trains and tests on every slice resized to 256x256: the whole field of view at lower resolution, one
+network input per slice. In nnU-Net terms that is a 2D configuration whose in-plane spacing makes the dataset's
+median slice ``size x size``, with a ``size x size`` patch. nnU-Net's plans hold such custom configurations
+(``inherits_from``, their own ``spacing``, ``patch_size`` and ``data_identifier``), ``nnUNetv2_preprocess -c NAME``
+preprocesses them and every stock command takes them with ``-c NAME``; inference resamples each prediction back to
+its case's original grid. A planner given with ``-pl`` is only looked up inside nnU-Net's own package, so
+:func:`add_whole_slice_configuration` plans the configuration itself, with the planner class the plans were made
+with, and runs nnU-Net's preprocessor for it.
+
+The configuration holds a marker, ``smaformer_whole_slice: {"size": S}``, that nnU-Net carries through its plans
+untouched and that tells :class:`~nnunetv2_smaformer.training.trainer.nnUNetTrainerSMAFormerV2` to train on the
+configuration's own patch with whole-slice sampling.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from copy import deepcopy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from nnunetv2_smaformer.errors import ConfigurationError
+from nnunetv2_smaformer.network.stride import NETWORK_STRIDE
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NAME = "2d_wholeslice"
+DEFAULT_SIZE = 256
+#: Key of a whole-slice configuration's marker in the plans: ``{"size": S}``.
+WHOLE_SLICE_KEY = "smaformer_whole_slice"
+#: nnU-Net's own configuration names, never replaced.
+NNUNET_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")
+#: The keys a whole-slice configuration sets; everything else is inherited from ``2d``.
+PLANNED_KEYS = ("data_identifier", "spacing", "median_image_size_in_voxels", "patch_size", "batch_size",
+                "architecture")
+_TMP = ".smaformer_tmp_"
+
+
+def whole_slice_size(configuration: dict) -> Optional[int]:
+    """The slice size of a whole-slice configuration (its marker), ``None`` for any other configuration."""
+    marker = configuration.get(WHOLE_SLICE_KEY)
+    return int(marker["size"]) if isinstance(marker, dict) and "size" in marker else None
+
+
+def median_depth(plans: dict) -> float:
+    """The dataset's median number of slices as nnU-Net plans it: from ``3d_fullres`` when the data are 3D (2D
+    configurations keep the slice count of each case), else the original median shape's first axis."""
+    fullres = plans["configurations"].get("3d_fullres")
+    if fullres is not None and "median_image_size_in_voxels" in fullres:
+        return float(fullres["median_image_size_in_voxels"][0])
+    return float(plans["original_median_shape_after_transp"][0])
+
+
+def check_request(name: str, size: int) -> None:
+    """Refuse a configuration name or slice size before anything is read."""
+    if not name or "__" in name or "/" in name or os.sep in name or name.startswith("."):
+        raise ConfigurationError(f"configuration name {name!r} is not usable: it must be non-empty, must not contain "
+                                 "'__' (nnU-Net splits model folder names there) or a path separator, and must not "
+                                 "start with '.'")
+    if name in NNUNET_CONFIGURATIONS:
+        raise ConfigurationError(f"configuration name {name!r} is one of nnU-Net's own ({', '.join(NNUNET_CONFIGURATIONS)}); "
+                                 "choose another --name")
+    if size <= 0 or size % NETWORK_STRIDE:
+        raise ConfigurationError(f"--size {size} is not a positive multiple of {NETWORK_STRIDE} "
+                                 "(SMAFormerV2's total stride)")
+
+
+@dataclass(frozen=True)
+class AddedConfiguration:
+    """What :func:`add_whole_slice_configuration` did."""
+
+    dataset: str
+    plans_file: Path
+    name: str
+    configuration: dict
+    #: ``"added"``, ``"replaced"``, ``"preprocessed"`` (plans already held it, data were missing) or ``"unchanged"``.
+    action: str
+    data_folder: Path
+
+
+def _dataset_name(dataset: str) -> str:
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+    if not os.environ.get("nnUNet_preprocessed") or not os.environ.get("nnUNet_raw"):
+        raise ConfigurationError("nnUNet_raw and nnUNet_preprocessed must be set (nnU-Net's setting_up_paths.md)")
+    try:
+        return maybe_convert_to_dataset_name(dataset)
+    except (RuntimeError, ValueError) as err:
+        raise ConfigurationError(f"dataset {dataset}: {str(err).splitlines()[0]}") from err
+
+
+def plan_whole_slice(plans: dict, name: str, size: int, dataset: str) -> dict:
+    """The plans entry of a whole-slice configuration ``name`` for ``plans``: spacing, patch, data identifier, and
+    the architecture and batch size that the plans' own nnU-Net planner chooses for that spacing and patch."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunetv2_smaformer.benchmark.nnunet_bridge import quiet
+
+    manager = PlansManager(deepcopy(plans))
+    if "2d" not in manager.available_configurations:
+        raise ConfigurationError(f"the plans of {dataset} have no '2d' configuration to inherit from (available: "
+                                 f"{', '.join(manager.available_configurations)}); plan it with "
+                                 "nnUNetv2_plan_experiment -d ID")
+    two_d = manager.get_configuration("2d")
+    spacing = [float(m) * float(s) / size for m, s in zip(two_d.median_image_size_in_voxels, two_d.spacing)]
+    median = [float(size)] * len(spacing)
+    num_training = int(json.loads((Path(os.environ["nnUNet_raw"]) / dataset / "dataset.json").read_text())["numTraining"])
+    voxels = median_depth(plans) * size * size * num_training
+    try:
+        planner_class = manager.experiment_planner_class
+    except Exception:  # nnU-Net's class search raises or returns None for an unknown name
+        planner_class = None
+    if planner_class is None:
+        raise ConfigurationError(f"nnU-Net's planner {manager.experiment_planner_name}, which made these plans, is not "
+                                 "found in the nnunetv2 package")
+    with quiet("nnU-Net planner"):
+        planner = planner_class(dataset, plans_name=manager.plans_name, preprocessor_name=two_d.preprocessor_name)
+        planned = planner.get_plans_for_configuration(spacing, median, f"{manager.plans_name}_{name}", voxels, {})
+    if [int(p) for p in planned["patch_size"]] != [size] * len(spacing):
+        raise ConfigurationError(f"nnU-Net's planner ({manager.experiment_planner_name}) reduces the patch of a "
+                                 f"{size}x{size} slice to {planned['patch_size']} for its memory target; choose a "
+                                 "smaller --size")
+    entry = {"inherits_from": "2d"}
+    entry.update({key: planned[key] for key in PLANNED_KEYS})
+    entry[WHOLE_SLICE_KEY] = {"size": int(size)}
+    # JSON types throughout (the planner returns numpy values), so that entries compare as they are stored.
+    return json.loads(json.dumps(entry, default=lambda value: value.tolist() if hasattr(value, "tolist") else value))
+
+
+def _complete(data_folder: Path, cases: Sequence[str]) -> bool:
+    """Whether ``data_folder`` holds preprocessed data of every case (nnU-Net writes a ``.pkl`` per case last)."""
+    return data_folder.is_dir() and all((data_folder / f"{case}.pkl").is_file() for case in cases)
+
+
+def _training_cases(dataset: str) -> List[str]:
+    from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
+
+    raw = Path(os.environ["nnUNet_raw"]) / dataset
+    return sorted(get_filenames_of_train_images_and_targets(str(raw), json.loads((raw / "dataset.json").read_text())))
+
+
+def _write_json_atomically(path: Path, content: dict) -> None:
+    tmp = path.with_name(f"{_TMP}{path.name}")
+    tmp.write_text(json.dumps(content, indent=4) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _preprocess(dataset: str, plans: dict, plans_dir: Path, name: str, num_processes: int, progress: bool) -> Path:
+    """nnU-Net's preprocessor for configuration ``name`` of ``plans``, into a hidden folder; returns that folder.
+
+    The preprocessor reads its plans from a file named by the plans identifier, so a hidden copy of the plans (whose
+    entry points at the hidden data folder) is written next to the real one and removed afterwards.
+    """
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    tmp_plans = deepcopy(plans)
+    final_identifier = tmp_plans["configurations"][name]["data_identifier"]
+    tmp_plans["configurations"][name]["data_identifier"] = f"{_TMP}{final_identifier}"
+    tmp_identifier = f"{_TMP}{plans['plans_name']}"
+    tmp_file = plans_dir / f"{tmp_identifier}.json"
+    tmp_file.write_text(json.dumps(tmp_plans, indent=4), encoding="utf-8")
+    built = plans_dir / f"{_TMP}{final_identifier}"
+    try:
+        preprocessor = PlansManager(tmp_plans).get_configuration(name).preprocessor_class(verbose=False)
+        preprocessor.show_progress_bar = progress
+        preprocessor.run(dataset, name, tmp_identifier, num_processes=num_processes)
+    except BaseException:
+        shutil.rmtree(built, ignore_errors=True)
+        raise
+    finally:
+        tmp_file.unlink(missing_ok=True)
+    return built
+
+
+def _copy_ground_truth(dataset: str) -> None:
+    """The training labels in ``gt_segmentations`` (nnU-Net's validation reads them), as
+    ``nnUNetv2_preprocess`` copies them; present already after ``nnUNetv2_plan_and_preprocess``."""
+    from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
+
+    raw = Path(os.environ["nnUNet_raw"]) / dataset
+    dataset_json = json.loads((raw / "dataset.json").read_text())
+    target = Path(os.environ["nnUNet_preprocessed"]) / dataset / "gt_segmentations"
+    target.mkdir(exist_ok=True)
+    for case, files in get_filenames_of_train_images_and_targets(str(raw), dataset_json).items():
+        destination = target / f"{case}{dataset_json['file_ending']}"
+        if not destination.is_file():
+            shutil.copyfile(files["label"], destination)
+
+
+def add_whole_slice_configuration(dataset: str, plans_identifier: str = "nnUNetPlans", name: str = DEFAULT_NAME,
+                                  size: int = DEFAULT_SIZE, num_processes: int = 4, overwrite: bool = False,
+                                  progress: bool = True) -> AddedConfiguration:
+    """Add (or find) the whole-slice configuration ``name`` in a dataset's plans and preprocess its data.
+
+    Running it again with the same settings changes nothing; other configurations are never touched. On any
+    error the plans file and existing data stay as they were and nothing half-written is left behind.
+
+    Raises:
+        ConfigurationError: unknown dataset, no plans yet, no ``2d`` configuration, a bad name or size, or a
+            configuration of that name with other settings (unless ``overwrite``).
+    """
+    check_request(name, size)
+    dataset = _dataset_name(str(dataset))
+    plans_dir = Path(os.environ["nnUNet_preprocessed"]) / dataset
+    plans_file = plans_dir / f"{plans_identifier}.json"
+    if not plans_file.is_file():
+        raise ConfigurationError(f"{plans_file} does not exist: plan the dataset first (nnUNetv2_plan_and_preprocess "
+                                 f"-d ID -c 2d, or nnUNetv2_plan_experiment -d ID), or name its plans with -p")
+    try:
+        plans = json.loads(plans_file.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ConfigurationError(f"{plans_file} is not a readable plans file: {err}") from err
+    entry = plan_whole_slice(plans, name, size, dataset)
+    existing = plans["configurations"].get(name)
+    data_folder = plans_dir / entry["data_identifier"]
+    cases = _training_cases(dataset)
+    if existing == entry and _complete(data_folder, cases):
+        logger.info("%s: configuration %s is already there with the same settings, its data complete; nothing to do",
+                    dataset, name)
+        return AddedConfiguration(dataset, plans_file, name, entry, "unchanged", data_folder)
+    if existing is not None and existing != entry and not overwrite:
+        differing = sorted(k for k in set(existing) | set(entry) if existing.get(k) != entry.get(k))
+        raise ConfigurationError(f"{plans_file} already has a configuration {name!r} with other settings (differing: "
+                                 f"{', '.join(differing)}); pass --overwrite to replace it or choose another --name")
+
+    new_plans = deepcopy(plans)
+    new_plans["configurations"][name] = entry
+    logger.info("%s: preprocessing configuration %s (spacing %s mm, patch %s, batch %d) into %s", dataset, name,
+                " x ".join(f"{s:.3f}" for s in entry["spacing"]), "x".join(map(str, entry["patch_size"])),
+                entry["batch_size"], data_folder)
+    built = None
+    try:
+        built = _preprocess(dataset, new_plans, plans_dir, name, num_processes, progress)
+        _copy_ground_truth(dataset)
+        previous = plans_dir / f"{_TMP}previous_{entry['data_identifier']}"
+        if data_folder.exists():
+            os.replace(data_folder, previous)
+        os.replace(built, data_folder)
+        built = None
+        try:
+            if existing != entry:
+                _write_json_atomically(plans_file, new_plans)
+        except BaseException:
+            os.replace(data_folder, plans_dir / f"{_TMP}failed_{entry['data_identifier']}")
+            if previous.exists():
+                os.replace(previous, data_folder)
+            raise
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        if built is not None:
+            shutil.rmtree(built, ignore_errors=True)
+        for leftover in plans_dir.glob(f"{_TMP}failed_*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+    action = "preprocessed" if existing == entry else ("replaced" if existing is not None else "added")
+    return AddedConfiguration(dataset, plans_file, name, entry, action, data_folder)
