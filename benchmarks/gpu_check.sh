@@ -3,9 +3,10 @@
 #
 #   bash benchmarks/gpu_check.sh [OUT]          (OUT defaults to gpu_check/)
 #
-# 1. smaformer benchmark-network --device cuda --amp bf16 --compile at batch 28 and 256x256 (the trainer's
-#    batch and patch): eager and torch.compile (inductor) training steps and inference, peak GPU memory, next
-#    to the unoptimised window-7 configuration, all in one process.
+# 1. smaformer benchmark-network --device cuda --compile at batch 28 and 256x256 (the trainer's batch and patch)
+#    in each precision: bf16 autocast, fp16 autocast with a GradScaler (nnU-Net's default), fp32: eager and
+#    torch.compile (inductor) training steps (steps/s, and how many were non-finite and skipped, the trainer's
+#    rule) and inference, peak GPU memory; the bf16 run also times the unoptimised window-7 configuration.
 # 2. If nnU-Net's training stack is importable (nnunetv2, SimpleITK, batchgenerators and their console
 #    scripts): smaformer benchmark-scale --device cuda --quick --nnunet-benchmark, i.e. the Synapse-scale phantom
 #    with nnU-Net's _Benchmark_5epochs trainers for SMAFormerV2 and stock nnU-Net, within the time left.
@@ -55,13 +56,17 @@ if ! "$PYTHON" -c "import nnunetv2.training.loss.compound_losses" 2>/dev/null; t
     fi
 fi
 if "$PYTHON" -c "import nnunetv2.training.loss.compound_losses" 2>/dev/null; then
-    say "step 1: benchmark-network, bf16 autocast, eager and compiled, batch 28, 256x256 (budget $(left) s)"
-    timeout "$(left)" "$PYTHON" -m nnunetv2_smaformer.cli.main benchmark-network --device cuda --amp bf16 \
-        --compile --batch-size 28 --img-size 256 --steps 10 --warmup 3 \
-        -o "$OUT/benchmark_network_cuda_bf16.json" 2>&1 | tee -a "$LOG"
-    status=${PIPESTATUS[0]}
-    [ "$status" -eq 124 ] && say "step 1 ran out of time (budget $BUDGET_S s)"
-    [ "$status" -ne 0 ] && say "step 1 failed (exit $status); see $LOG"
+    for amp in bf16 fp16 none; do
+        baseline=--no-baseline
+        [ "$amp" = bf16 ] && baseline=
+        say "step 1 ($amp): benchmark-network, eager and compiled, batch 28, 256x256, 60 steps (budget $(left) s)"
+        timeout "$(left)" "$PYTHON" -m nnunetv2_smaformer.cli.main benchmark-network --device cuda --amp "$amp" \
+            --compile $baseline --batch-size 28 --img-size 256 --steps 60 --warmup 5 \
+            -o "$OUT/benchmark_network_cuda_$amp.json" 2>&1 | tee -a "$LOG"
+        status=${PIPESTATUS[0]}
+        [ "$status" -eq 124 ] && say "step 1 ($amp) ran out of time (budget $BUDGET_S s)"
+        [ "$status" -ne 0 ] && say "step 1 ($amp) failed (exit $status); see $LOG"
+    done
 else
     say "SKIP step 1: benchmark-network needs nnU-Net's Dice+CE loss (nnunetv2); install it or put" \
         "nnunetv2-*.whl into $WHEELS"

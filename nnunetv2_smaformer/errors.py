@@ -25,3 +25,6 @@ class ConfigurationError(SMAFormerError):
     """An nnU-Net configuration cannot be added: no such dataset or plans, a name or size that does not work, or a
     configuration of that name with other settings."""
 
+
+class NonFiniteTrainingError(SMAFormerError):
+    """Training produced non-finite losses or gradients for too many steps in a row, or non-finite weights."""

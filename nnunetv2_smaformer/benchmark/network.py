@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnunetv2_smaformer.precision import backward_and_step
+
 logger = logging.getLogger(__name__)
 
 @dataclass
@@ -38,6 +40,10 @@ class Measurement:
     train_step_s: List[float] = field(default_factory=list)
     inference_batch_s: List[float] = field(default_factory=list)
     peak_memory_mib: Optional[float] = None
+    #: Training steps skipped because their loss or gradients were not finite (the trainer's rule).
+    nonfinite_steps: int = 0
+    #: dtype of the network's output in inference (shows the autocast that ran).
+    inference_output_dtype: Optional[str] = None
 
     @property
     def train_step_median_s(self) -> float:
@@ -158,6 +164,8 @@ class StepRunner:
         self.data = torch.randn(batch_size, config.in_channels, img_size, img_size,
                                 generator=self.generator).to(device)
         self.autocast = settings.amp_dtype
+        # fp16 trains with a GradScaler, as nnU-Net does; bf16 and fp32 need none.
+        self.grad_scaler = torch.amp.GradScaler(device.type) if settings.amp_dtype is torch.float16 else None
         self.loss_fn: Optional[nn.Module] = None
         self.targets: Optional[List[torch.Tensor]] = None
         self.result = Measurement(name=config.name, parameters=sum(p.numel() for p in self.model.parameters()),
@@ -191,15 +199,14 @@ class StepRunner:
                 self.loss_fn = deep_supervision_loss(len(outputs))
                 self.targets = _targets(outputs, self.num_classes, self.generator)
             loss = self.loss_fn(outputs, self.targets)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.optimizer.step()
+        if not backward_and_step(loss, self.model.parameters(), self.optimizer, self.grad_scaler, clip_norm=1.0):
+            self.result.nonfinite_steps += 1
 
     def _inference_batch(self) -> None:
         self.model.eval()
         set_deep_supervision(self.model, False)
         with torch.no_grad(), self._autocast():
-            self.runner(self.data)
+            self.result.inference_output_dtype = str(_as_list(self.runner(self.data))[0].dtype).replace("torch.", "")
 
     def train_step(self, record: bool) -> None:
         elapsed = self._timed(self._train_step)
@@ -352,8 +359,9 @@ def format_report(report: dict) -> List[str]:
              f"amp {s['amp']}:"]
     for name, m in report["configs"].items():
         memory = f", peak {m['peak_memory_mib']:.0f} MiB" if m["peak_memory_mib"] is not None else ""
-        lines.append(f"  {name:<28} train step {m['train_step_median_s']:6.3f} s   "
-                     f"inference {m['inference_images_per_s']:7.2f} img/s{memory}")
+        lines.append(f"  {name:<28} train step {m['train_step_median_s']:6.3f} s ({1 / m['train_step_median_s']:.2f} "
+                     f"steps/s, {m['nonfinite_steps']} non-finite)   inference {m['inference_images_per_s']:7.2f} "
+                     f"img/s{memory}")
     lines.extend(f"  {key}: {value:.2f}x" for key, value in report.items() if "_speedup_vs_" in key)
     return lines
 

@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-classes", type=int, default=9)
     parser.add_argument("--steps", type=int, default=5, help="timed repetitions (median reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions first")
-    parser.add_argument("--amp", choices=AMP_CHOICES, default="none", help="autocast dtype (GPU: bf16 recommended)")
+    parser.add_argument("--amp", choices=AMP_CHOICES, default="none",
+                        help="autocast dtype; fp16 trains with a GradScaler, as nnU-Net does (GPU: bf16 recommended)")
     parser.add_argument("--compile", action="store_true", help="also measure under torch.compile")
     parser.add_argument("--no-baseline", action="store_true", help="skip the window-7 unfused configuration")
     parser.add_argument(
@@ -37,23 +38,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def settings_from_args(args: argparse.Namespace):
+    """The :class:`~nnunetv2_smaformer.benchmark.network.BenchmarkSettings` the parsed options ask for."""
     import torch
 
-    from nnunetv2_smaformer.benchmark.network import BenchmarkSettings, format_report, run_benchmark
+    from nnunetv2_smaformer.benchmark.network import BenchmarkSettings
     from nnunetv2_smaformer.errors import SMAFormerError
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SMAFormerError(f"--device {args.device}: CUDA is not available on this machine")
-    settings = BenchmarkSettings(
+    return BenchmarkSettings(
         batch_size=args.batch_size, img_size=args.img_size, in_channels=args.in_channels,
         num_classes=args.num_classes, steps=args.steps, warmup=args.warmup, device=device,
         amp_dtype={"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp],
         compile_model=args.compile, baseline=not args.no_baseline, reference=args.reference,
         reference_windows=tuple(args.reference_window),
     )
-    report = run_benchmark(settings)
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunetv2_smaformer.benchmark.network import format_report, run_benchmark
+
+    report = run_benchmark(settings_from_args(args))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2))
     print("\n".join([*format_report(report), f"written to {args.output}"]))

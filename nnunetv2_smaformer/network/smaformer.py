@@ -1,9 +1,10 @@
 """SMAFormerV2: Swin-T encoder with Synergistic Multi-Attention, SMA/E-MLP decoder, edge head."""
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from os import PathLike
-from typing import TYPE_CHECKING, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, ContextManager, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from dynamic_network_architectures.architectures.abstract_arch import AbstractDynamicNetworkArchitectures
@@ -12,6 +13,7 @@ from torch import nn
 from nnunetv2_smaformer.network.decoder import SMAFormerDecoder
 from nnunetv2_smaformer.network.encoder import InputProjection, SMASwinEncoder
 from nnunetv2_smaformer.network.stride import NETWORK_STRIDE
+from nnunetv2_smaformer.precision import autocast_supported
 
 if TYPE_CHECKING:
     from nnunetv2_smaformer.pretrained.swin import LoadReport, SwinWeights
@@ -40,6 +42,11 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
         drop_path_rate: Stochastic depth; linear 0 -> rate over the encoder's 12 blocks and
             rate -> 0 over the decoder's 6 blocks (deepest first).
         img_size: Reference input size for the Swin window/shift layout (the nnU-Net patch).
+        autocast_dtypes: Autocast dtypes the forward pass may run under. Under any other active autocast
+            dtype (nnU-Net's validation and predictor autocast to fp16 on CUDA) it runs under the first of
+            these that the device supports, else without autocast (fp32); ``()`` always fp32; ``None``
+            (default) whatever autocast is active. Not saved with the weights: whoever builds the network
+            sets it (the trainer, from its precision).
     """
 
     def __init__(
@@ -51,6 +58,7 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
         deep_supervision: bool = False,
         drop_path_rate: float = 0.2,
         img_size: int = 256,
+        autocast_dtypes: Optional[Sequence[torch.dtype]] = None,
     ) -> None:
         super().__init__()
         if in_channels < 1 or num_classes < 1:
@@ -63,6 +71,8 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.window_size = window_size
+        self.autocast_dtypes: Optional[Tuple[torch.dtype, ...]] = (
+            None if autocast_dtypes is None else tuple(autocast_dtypes))
         self.input_proj = InputProjection(in_channels)
         self.encoder = SMASwinEncoder(img_size=img_size, window_size=window_size, drop_path_rate=drop_path_rate)
         num_decoder_blocks = 2 * (len(self.encoder.channels) - 1)
@@ -85,7 +95,20 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
             raise ValueError(
                 f"input height and width must be multiples of {NETWORK_STRIDE}, got {height}x{width}"
             )
-        return self.decoder(self.encoder(self.input_proj(x)))
+        with self._allowed_autocast(x.device.type):
+            return self.decoder(self.encoder(self.input_proj(x)))
+
+    def _allowed_autocast(self, device_type: str) -> ContextManager:
+        """The autocast the forward pass runs under: the active one if ``autocast_dtypes`` allows it, else the first
+        allowed dtype the device supports, else none (fp32)."""
+        if self.autocast_dtypes is None or not torch.is_autocast_enabled(device_type):
+            return contextlib.nullcontext()
+        if torch.get_autocast_dtype(device_type) in self.autocast_dtypes:
+            return contextlib.nullcontext()
+        for dtype in self.autocast_dtypes:
+            if autocast_supported(device_type, dtype):
+                return torch.autocast(device_type, dtype=dtype)
+        return torch.autocast(device_type, enabled=False)
 
     def load_pretrained(
         self, path: Optional[Union[str, PathLike, "SwinWeights"]] = None, min_coverage: float = 1.0

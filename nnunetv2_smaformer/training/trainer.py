@@ -12,6 +12,11 @@ loss with deep supervision, sliding-window inference and 3D validation, AMP, com
   5 % of the dataset's voxels at the configuration's resolution), at least 2;
 * optimisation of the original: AdamW, lr 3e-4, cosine annealing after a short linear warm-up
   (2 % of the epochs), gradient clipping at 1.0;
+* mixed precision a Swin transformer survives (:mod:`nnunetv2_smaformer.precision`): on CUDA bf16 autocast where the
+  device supports it, else fp16 with nnU-Net's GradScaler (``precision``); validation and
+  ``nnUNetv2_predict`` never run the network in a less safe precision; a step with a non-finite loss
+  or gradients changes nothing and is counted, a run of them stops training with a clear error, and
+  no checkpoint is written with non-finite weights;
 * ImageNet Swin-T weights, loaded when a training starts from scratch (not after ``--c``/``--val``
   nor over nnU-Net's ``-pretrained_weights``): the file named by ``$SMAFORMER_SWIN_WEIGHTS``, or else
   timm's pretrained ``swin_tiny_patch4_window7_224.ms_in1k`` from the Hugging Face cache; the load
@@ -26,13 +31,12 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from nnunetv2.utilities.helpers import dummy_context
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
-from torch import autocast, nn
+from torch import nn
 from torch._dynamo import OptimizedModule
 from torch.nn.parallel import DistributedDataParallel
 
-from nnunetv2_smaformer.errors import PretrainedWeightsError
+from nnunetv2_smaformer.errors import NonFiniteTrainingError, PretrainedWeightsError
 from nnunetv2_smaformer.network.smaformer import SMAFormerV2
 from nnunetv2_smaformer.planning import median_depth, whole_slice_size
 from nnunetv2_smaformer.pretrained.swin import (
@@ -44,6 +48,8 @@ from nnunetv2_smaformer.pretrained.swin import (
     swin_weights,
 )
 from nnunetv2_smaformer.training.lr_scheduler import WarmupCosineLRScheduler
+from nnunetv2_smaformer.precision import (NonFiniteGuard, backward_and_step, inference_autocast_dtypes,
+                                                   non_finite_tensors, resolve_precision, training_autocast_dtypes)
 from nnunetv2_smaformer.training.whole_slice import whole_slice_loaders
 
 PATCH_SIZE: Tuple[int, int] = (256, 256)
@@ -126,6 +132,11 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
     adamw_weight_decay: ClassVar[float] = 1e-2
     warmup_fraction: ClassVar[float] = 0.02
     grad_clip_norm: ClassVar[float] = 1.0
+    #: ``"auto"`` (CUDA: bf16 autocast where the device supports it, else fp16 with nnU-Net's GradScaler; the CPU:
+    #: fp32), ``"bf16"``, ``"fp16"`` (nnU-Net's own behaviour) or ``"fp32"`` (no autocast).
+    precision: ClassVar[str] = "auto"
+    #: Training stops after this many consecutive steps with a non-finite loss or gradients.
+    max_consecutive_nonfinite_steps: ClassVar[int] = 10
 
     def __init__(
         self,
@@ -139,6 +150,11 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.initial_lr = self.initial_lr_adamw
         self.weight_decay = self.adamw_weight_decay
+        self.train_precision = resolve_precision(self.precision, self.device)
+        # nnU-Net makes a GradScaler for every CUDA run; only fp16 needs one.
+        self.grad_scaler = torch.amp.GradScaler(self.device.type) if self.train_precision.grad_scaler else None
+        self.nonfinite_guard: Optional[NonFiniteGuard] = None
+        self._epoch_step = 0
         # Set when nnU-Net restores weights from a checkpoint (--c, --val); ImageNet weights must not overwrite them.
         self._weights_restored = False
 
@@ -190,8 +206,16 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
             num_classes=int(num_output_channels),
             deep_supervision=enable_deep_supervision,
             img_size=int(patch[0]),
+            autocast_dtypes=inference_autocast_dtypes(cls.precision),
             **cls.network_kwargs,
         )
+
+    def initialize(self) -> None:
+        super().initialize()
+        # While training, validation (nnU-Net autocasts it to fp16 on CUDA) runs in the training precision.
+        network = unwrap_network(self.network)
+        network.autocast_dtypes = training_autocast_dtypes(self.train_precision)
+        self.nonfinite_guard = NonFiniteGuard(network, self.max_consecutive_nonfinite_steps, self.train_precision)
 
     def get_dataloaders(self):
         # A whole-slice configuration keeps every sample's slice whole (see training.whole_slice).
@@ -225,7 +249,8 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
         return optimizer, scheduler
 
     def train_step(self, batch: dict) -> dict:
-        # nnU-Net's step with the original's gradient clipping (1.0 instead of nnU-Net's 12).
+        # nnU-Net's step in the trainer's precision, with the original's gradient clipping (1.0 instead of nnU-Net's
+        # 12), skipped when the loss or the gradients are not finite.
         data = batch["data"].to(self.device, non_blocking=True)
         target = batch["target"]
         if isinstance(target, list):
@@ -234,19 +259,38 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
             target = target.to(self.device, non_blocking=True)
 
         self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+        self.nonfinite_guard.before_forward()
+        with self.train_precision.autocast(self.device):
             loss = self.loss(self.network(data), target)
-        if self.grad_scaler is not None:
-            self.grad_scaler.scale(loss).backward()
-            self.grad_scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip_norm)
-            self.grad_scaler.step(self.optimizer)
-            self.grad_scaler.update()
-        else:
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip_norm)
-            self.optimizer.step()
-        return {"loss": loss.detach().cpu().numpy()}
+        taken = backward_and_step(loss, self.network.parameters(), self.optimizer, self.grad_scaler,
+                                  self.grad_clip_norm, all_ranks=self.is_ddp)
+        self._epoch_step += 1
+        try:
+            self.nonfinite_guard.after_step(taken, self.current_epoch, self._epoch_step)
+        except NonFiniteTrainingError as err:
+            self.print_to_log_file(f"ERROR: {err}")
+            raise
+        return {"loss": loss.detach().cpu().numpy() if taken else np.array(np.nan, dtype=np.float32)}
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        self.nonfinite_guard.start_epoch()
+        self._epoch_step = 0
+
+    def on_train_epoch_end(self, train_outputs: List[dict]) -> None:
+        # The epoch's train_loss is the mean of the steps that were taken (all ranks skip the same steps).
+        taken = [output for output in train_outputs if np.all(np.isfinite(output["loss"]))]
+        self.print_to_log_file(f"Non-finite training steps skipped: {self.nonfinite_guard.epoch_skipped} of "
+                               f"{len(train_outputs)} ({self.train_precision.name})")
+        super().on_train_epoch_end(taken or train_outputs)
+
+    def save_checkpoint(self, filename: str) -> None:
+        if self.local_rank == 0:
+            bad = non_finite_tensors(unwrap_network(self.network).state_dict())
+            if bad:
+                raise NonFiniteTrainingError(f"not writing {filename}: the network holds non-finite values in "
+                                             f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}")
+        super().save_checkpoint(filename)
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
         super().load_checkpoint(filename_or_checkpoint)
@@ -288,6 +332,9 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
         # Read (or download) the weights before nnU-Net starts its data-loader workers: errors come first.
         weights = self.imagenet_weights() if self.imagenet_initialisation_due() else None
         super().on_train_start()
+        precision = self.train_precision
+        self.print_to_log_file(f"Precision: {precision.name}, because {precision.reason}. Validation steps run the "
+                               f"network in it too; nnUNetv2_predict never in a less safe one.")
         if weights is not None:
             report = unwrap_network(self.network).load_pretrained(weights)
             self.print_to_log_file(f"ImageNet initialisation of the encoder:\n{report}")

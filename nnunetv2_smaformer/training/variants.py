@@ -23,6 +23,18 @@ class nnUNetTrainerSMAFormerV2_noEdge(nnUNetTrainerSMAFormerV2):
     network_kwargs = {"use_edge_enhancement": False}
 
 
+class nnUNetTrainerSMAFormerV2_fp16(nnUNetTrainerSMAFormerV2):
+    """nnU-Net's own mixed precision on CUDA: fp16 autocast with a GradScaler, also where the device has bf16."""
+
+    precision = "fp16"
+
+
+class nnUNetTrainerSMAFormerV2_fp32(nnUNetTrainerSMAFormerV2):
+    """No autocast: fp32 training, validation and inference (the way out when mixed precision overflows)."""
+
+    precision = "fp32"
+
+
 class nnUNetTrainerSMAFormerV2_5epochs(nnUNetTrainerSMAFormerV2):
     epochs = 5
 
