@@ -18,7 +18,7 @@ Synapse protocol; per run, ``smaformer compare``'s code puts the methods side by
 Writes ``OUT/protocol.md`` and ``OUT/protocol.json`` (and ``OUT/run<N>/report.md`` per run). Runs already finished in
 ``OUT`` are reused, so an interrupted benchmark resumes where it stopped.
 
-    python benchmarks/protocol_comparison.py --out protocol [--runs 2] [--stock-wholeslice]
+    python benchmarks/protocol_comparison.py --out protocol [--epochs 4] [--iterations 40] [--runs 2] [--stock-runs 1]
 """
 from __future__ import annotations
 
@@ -87,17 +87,18 @@ def write_trainer(folder: Path, method: Method, epochs: int, iterations: int, ru
     return name
 
 
-def prepare(out: Path, env: Dict[str, str], slices: int, seed: int) -> Tuple[str, Path]:
+def prepare(out: Path, env: Dict[str, str], size: int, slices: int, seed: int) -> Tuple[str, Path]:
     """The phantom dataset, planned, preprocessed and with its whole-slice configuration; done once per ``out``."""
     marker = out / "dataset.json"
     if marker.is_file():
         done = json.loads(marker.read_text())
         return done["name"], Path(done["raw"])
-    name, raw = write_phantom_dataset(env, DATASET_ID, out, size=SYNAPSE_SLICE_SIZE, slices=slices, seed=seed,
+    name, raw = write_phantom_dataset(env, DATASET_ID, out, size=size, slices=slices, seed=seed,
                                       spacing=SYNAPSE_SPACING, overwrite=True)
     plan_and_preprocess(env, DATASET_ID, out / "logs" / "plan_and_preprocess.log")
-    run_logged([console_script("smaformer"), "add-configuration", "-d", str(DATASET_ID), "-np", "2"], env,
-               out / "logs" / "add_configuration.log")
+    # The original's protocol: the slice at half its side (Synapse: 256 x 256).
+    run_logged([console_script("smaformer"), "add-configuration", "-d", str(DATASET_ID), "-np", "2",
+                "--size", str(max(32, size // 2))], env, out / "logs" / "add_configuration.log")
     marker.write_text(json.dumps({"name": name, "raw": str(raw)}))
     return name, raw
 
@@ -152,7 +153,7 @@ def markdown(rows: List[Row], paired: Dict[int, List[dict]], settings: dict) -> 
     organs = list(rows[0].per_label_dice)
     lines = ["# Protocol comparison", "",
              f"Command: `python benchmarks/protocol_comparison.py {settings['argv']}`", "",
-             f"Phantom at Synapse's geometry: {SYNAPSE_SLICE_SIZE}x{SYNAPSE_SLICE_SIZE} slices, {SYNAPSE_SPACING[0]} mm "
+             f"Phantom: {settings['size']}x{settings['size']} slices, {SYNAPSE_SPACING[0]} mm "
              f"in-plane, {SYNAPSE_SPACING[2]} mm slices, {settings['slices']} slices a case, 18 training and 12 test "
              f"cases. Budget for every method: {settings['epochs']} epochs x {settings['iterations']} iterations x "
              "batch 2, no mirroring, no ImageNet weights. Synthetic data: the figures compare the protocols on this "
@@ -162,11 +163,12 @@ def markdown(rows: List[Row], paired: Dict[int, List[dict]], settings: dict) -> 
                      f"{100 * row.mean_dice:.1f}", *(f"{100 * row.per_label_dice[o]:.1f}" for o in organs),
                      f"{row.train_s:.0f}", f"{row.predict_s:.0f}"] for row in rows],
                    [":---", ":---", ":---", "---:", "---:", *["---:"] * len(organs), "---:", "---:"])
+    method_of = {row.trainer: f"{row.method} (run {row.run})" for row in rows}
     for run, rows_of_run in paired.items():
-        lines += ["", f"Run {run}, paired per-case DSC differences against `{rows_of_run[0]['reference']}` "
+        lines += ["", f"Run {run}, paired per-case DSC differences against {method_of[rows_of_run[0]['reference']]} "
                   f"(n = {rows_of_run[0]['n']}; percentage points; 95 % bootstrap CI; Wilcoxon p):", ""]
         lines += table(["method", "organ", "mean difference", "95 % CI", "p"],
-                       [[row["method"], row["label"] if row["label"] == "mean" else organs[int(row["label"]) - 1],
+                       [[method_of[row["method"]], row["label"] if row["label"] == "mean" else organs[int(row["label"]) - 1],
                          f"{100 * row['mean_difference']:+.1f}",
                          f"[{100 * row['ci95'][0]:+.1f}, {100 * row['ci95'][1]:+.1f}]", f"{row['wilcoxon_p']:.3g}"]
                         for row in rows_of_run],
@@ -177,25 +179,33 @@ def markdown(rows: List[Row], paired: Dict[int, List[dict]], settings: dict) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("protocol_comparison"))
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=40, help="training iterations per epoch")
     parser.add_argument("--slices", type=int, default=8, help="phantom slices a case")
-    parser.add_argument("--runs", type=int, default=1, help="training runs per method (they differ in their draws)")
+    parser.add_argument("--size", type=int, default=SYNAPSE_SLICE_SIZE,
+                        help="phantom slice side (Synapse: 512; smaller only to check the code paths)")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="training runs of each SMAFormerV2 protocol (they differ in their random draws)")
+    parser.add_argument("--stock-runs", type=int, default=1,
+                        help="training runs of stock nnU-Net (its 512x512 steps cost about 3x SMAFormerV2's on a CPU)")
     parser.add_argument("--stock-wholeslice", action="store_true", help="also stock nnU-Net on 2d_wholeslice")
     parser.add_argument("--seed", type=int, default=0, help="phantom seed")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.epochs < 2 or args.iterations < 1 or args.runs < 1 or args.slices < 2:
-        parser.error("need --epochs >= 2 (one is the warm-up), --iterations >= 1, --runs >= 1, --slices >= 2")
+    if args.epochs < 2 or args.iterations < 1 or args.runs < 1 or args.slices < 2 or args.stock_runs < 0:
+        parser.error("need --epochs >= 2 (one is the warm-up), --iterations >= 1, --runs >= 1, --stock-runs >= 0, "
+                     "--slices >= 2")
 
     out = args.out.resolve()
     env = nnunet_environment(out / "nnunet", trainer_dirs=[out / "trainers"])
     env.setdefault("nnUNet_n_proc_DA", "1")  # two cores: one for augmentation, the rest for the network
-    dataset, raw = prepare(out, env, args.slices, args.seed)
-    keys = ["smaformer_2d", "smaformer_wholeslice", "stock_2d"] + (["stock_wholeslice"] if args.stock_wholeslice else [])
+    dataset, raw = prepare(out, env, args.size, args.slices, args.seed)
+    stock = ["stock_2d"] + (["stock_wholeslice"] if args.stock_wholeslice else [])
     rows: List[Row] = []
     paired: Dict[int, List[dict]] = {}
-    for run in range(1, args.runs + 1):
+    for run in range(1, max(args.runs, args.stock_runs) + 1):
+        keys = (["smaformer_2d", "smaformer_wholeslice"] if run <= args.runs else []) + (
+            stock if run <= args.stock_runs else [])
         folders = []
         for key in keys:
             method = METHODS[key]
@@ -204,12 +214,16 @@ def main() -> None:
             logger.info("%s run %d: mean DSC %.1f %%", key, run, 100 * rows[-1].mean_dice)
             folders.append((Path(env["nnUNet_results"]) / dataset / f"{trainer}__nnUNetPlans__{method.configuration}",
                             out / "predictions" / trainer))
+        if len(folders) < 2:
+            continue
         with nnunet_environ({k: env[k] for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results",
                                                  "nnUNet_extTrainer")}):
             report = compare(CompareConfig(methods=folders, gt_dir=raw / "labelsTs", out_dir=out / f"run{run}",
                                            dataset_json=raw / "dataset.json", network_benchmark=False))
         paired[run] = report["paired"]
-    settings = {"epochs": args.epochs, "iterations": args.iterations, "slices": args.slices, "runs": args.runs,
+    settings = {"epochs": args.epochs, "iterations": args.iterations, "slices": args.slices, "size": args.size,
+                "runs": args.runs,
+                "stock_runs": args.stock_runs,
                 "argv": " ".join(sys.argv[1:]), "environment": report["environment"]}
     (out / "protocol.json").write_text(json.dumps({"settings": settings, "rows": [asdict(r) for r in rows],
                                                    "paired": paired}, indent=1))

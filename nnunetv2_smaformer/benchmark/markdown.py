@@ -52,9 +52,8 @@ def scale_report(report: dict) -> str:
           str(p["forward_passes_per_slice"]), fmt(p["seconds_per_volume"], ".1f"), fmt(p["peak_rss_mib"], ".0f")]
          for name, m in report["methods"].items() for variant, p in m["predict"].items()],
         ["---"] * 7)
-    sources = {(name, p["seconds_per_volume_source"]) for name, m in report["methods"].items()
-               for p in m["predict"].values()}
-    lines += ["", *sorted(f"Seconds per volume, {name}: {source}." for name, source in sources)]
+    lines += ["", *(f"Seconds per volume, {name} {variant}: {p['seconds_per_volume_source']}."
+                    for name, m in report["methods"].items() for variant, p in m["predict"].items())]
     reference = report["reference"]
     for name, ratios in report["over_reference"].items():
         lines += ["", f"{name} / {reference}:", ""]

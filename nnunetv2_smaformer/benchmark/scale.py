@@ -88,13 +88,14 @@ class ScaleSettings:
         """Fewer cases and iterations, sized for a 2-core CPU.
 
         On the CPU, training steps run on 2 samples of each planned batch (a batch of 28 256x256 patches needs
-        more memory and minutes than a 2-core machine has) and prediction runs on a 4-slice slab of the test
-        volume, extrapolated to the whole volume.
+        more memory and minutes than a 2-core machine has) and prediction runs on a 16-slice slab of the test
+        volume (and, for the fixed cost of a run, on a 1-slice slab), extrapolated to the whole volume: on 4
+        slices the seconds a slice of the cheapest variants drowned in the run-to-run noise of the fixed cost.
         """
         cpu = not device.startswith("cuda")
         return cls(device=device, slices=SYNAPSE_MIN_SLICES, train_cases=2, test_cases=1, loader_batches=3,
                    train_warmup=1, train_steps=2 if not cpu else 1, train_batch_size=2 if cpu else None,
-                   predict_slices=4 if cpu else None)
+                   predict_slices=16 if cpu else None)
 
     @property
     def synapse_geometry(self) -> bool:
@@ -111,8 +112,9 @@ class ScaleSettings:
             raise SMAFormerError("loader batches and training steps must be >= 1, warm-up steps >= 0")
         if self.train_batch_size is not None and self.train_batch_size < 1:
             raise SMAFormerError(f"training batch size must be >= 1, got {self.train_batch_size}")
-        if self.predict_slices is not None and not 1 <= self.predict_slices <= self.slices:
-            raise SMAFormerError(f"predicted slab must hold 1 to {self.slices} slices, got {self.predict_slices}")
+        if self.predict_slices is not None and not 2 <= self.predict_slices <= self.slices:
+            raise SMAFormerError(f"predicted slab must hold 2 to {self.slices} slices (a 1-slice slab gives the fixed "
+                                 f"cost), got {self.predict_slices}")
         if self.whole_slice_size < NETWORK_STRIDE or self.whole_slice_size % NETWORK_STRIDE:
             raise SMAFormerError(f"whole-slice size must be a positive multiple of {NETWORK_STRIDE}, "
                                  f"got {self.whole_slice_size}")
@@ -175,10 +177,16 @@ def tiles_per_slice(image: Sequence[int], patch: Sequence[int], step_size: float
     return int(math.prod(len(s) for s in steps))
 
 
-def extrapolate_to_volume(slab_s: float, startup_s: float, volume_slices: int, slab_slices: int) -> float:
-    """Seconds for a whole volume from the time of a slab: the start-up (process start, model loading) once,
-    the rest of the slab's time scaled by ``volume_slices / slab_slices``."""
-    return startup_s + max(slab_s - startup_s, 0.0) * volume_slices / slab_slices
+def fixed_cost(one_slice_s: float, slab_s: float, slab_slices: int) -> float:
+    """The part of a prediction run's time that does not grow with the slices, from runs on 1 slice and on
+    ``slab_slices`` slices: ``t1 - (tk - t1) / (k - 1)``, within ``[0, t1]``."""
+    return min(max(one_slice_s - (slab_s - one_slice_s) / (slab_slices - 1), 0.0), one_slice_s)
+
+
+def extrapolate_to_volume(slab_s: float, fixed_s: float, volume_slices: int, slab_slices: int) -> float:
+    """Seconds for a whole volume from the time of a slab: the fixed cost once, the rest of the slab's time scaled
+    by ``volume_slices / slab_slices``."""
+    return fixed_s + max(slab_s - fixed_s, 0.0) * volume_slices / slab_slices
 
 
 def _phantom_cases(settings: ScaleSettings) -> List[int]:
@@ -240,53 +248,64 @@ def _nnunet_benchmark(trainer: str, configuration: str, dataset_id: int, env: Ma
 
 
 def _predict(method: ScaleMethod, record: dict, settings: ScaleSettings, dataset_id: int, dataset: str,
-             inputs: Path, volumes: int, env: Mapping[str, str], out: Path, stages: Stages) -> None:
-    """Every prediction variant of ``method`` into ``record["predict"]``, with the summary figures."""
+             inputs: Path, single: Optional[Path], volumes: int, env: Mapping[str, str], out: Path,
+             stages: Stages) -> None:
+    """Every prediction variant of ``method`` into ``record["predict"]``, with the summary figures.
+
+    On slabs (``settings.predict_slices``), the cheapest variant also predicts the 1-slice slabs in ``single``: the
+    two give the fixed cost of a run (process start, model loading, nnU-Net's worker processes, files), which every
+    variant pays once a volume, and the rest of each variant's time scales with the slices.
+    """
     logs = out / "logs"
     model = Path(env["nnUNet_results"]) / dataset / f"{method.trainer}__nnUNetPlans__{method.configuration}"
     common = ["-f", "0", "-chk", "checkpoint_final.pth", "-device", settings.device.split(":")[0],
               "-npp", "1", "-nps", "1", "--disable_progress_bar"]
     by_name = [console_script("nnUNetv2_predict"), "-d", str(dataset_id), "-c", method.configuration,
                "-tr", method.trainer]
-    startup_s = None
-    if settings.predict_slices is not None:
-        # Process start and model loading: a run on an empty folder (nnU-Net loads the model, then finds no case).
-        empty = out / "predict_empty"
-        empty.mkdir(exist_ok=True)
-        startup_s = run_logged([*by_name, "-i", str(empty), "-o", str(out / "predictions" / "empty"), *common], env,
-                               logs / f"predict_{method.key}_startup.log").seconds
-        record["predict_startup_s"] = startup_s
-    record["predict"] = {}
-    for variant in prediction_variants(round_up_to_stride(settings.size))[method.kind]:
-        predictions = out / "predictions" / method.key / variant.name
+
+    def command(variant: PredictVariant, images: Path, predictions: Path) -> List[str]:
         if predictions.exists():
             shutil.rmtree(predictions)
-        io = ["-i", str(inputs), "-o", str(predictions), *common, *variant.args]
-        patch = record["patch_size"]
+        io = ["-i", str(images), "-o", str(predictions), *common, *variant.args]
         if variant.patch_side is None:
-            cmd = [*by_name, *io]
-        else:
-            patch = [variant.patch_side, variant.patch_side]
-            cmd = [console_script("nnUNetv2_predict_from_modelfolder"), "-m",
-                   str(_whole_slice_model(model, method.configuration, variant.patch_side)), *io]
+            return [*by_name, *io]
+        return [console_script("nnUNetv2_predict_from_modelfolder"), "-m",
+                str(_whole_slice_model(model, method.configuration, variant.patch_side)), *io]
+
+    record["predict"] = {}
+    variants = prediction_variants(round_up_to_stride(settings.size))[method.kind]
+    for variant in variants:
+        predictions = out / "predictions" / method.key / variant.name
         with stages(f"predict {method.key} {variant.name}"):
-            run = run_logged(cmd, env, logs / f"predict_{method.key}_{variant.name}.log")
+            run = run_logged(command(variant, inputs, predictions), env,
+                             logs / f"predict_{method.key}_{variant.name}.log")
+        patch = record["patch_size"] if variant.patch_side is None else [variant.patch_side] * 2
         image = [round(settings.size * SYNAPSE_SPACING[0] / s) for s in record["spacing"]]
         tiles = tiles_per_slice(image, patch, variant.step_size)
-        entry = {"args": list(variant.args), "patch_size": patch, "mirroring": variant.mirroring,
-                 "step_size": variant.step_size, "tiles_per_slice": tiles,
-                 "forward_passes_per_slice": tiles * (4 if variant.mirroring else 1), "peak_rss_mib": run.peak_rss_mib}
-        if startup_s is None:
-            entry["seconds_per_volume"] = run.seconds / volumes
+        record["predict"][variant.name] = {
+            "args": list(variant.args), "patch_size": patch, "mirroring": variant.mirroring,
+            "step_size": variant.step_size, "tiles_per_slice": tiles,
+            "forward_passes_per_slice": tiles * (4 if variant.mirroring else 1), "peak_rss_mib": run.peak_rss_mib,
+            "seconds": run.seconds / volumes}
+    if single is None:
+        for entry in record["predict"].values():
+            entry["seconds_per_volume"] = entry.pop("seconds")
             entry["seconds_per_volume_source"] = "measured on whole volumes"
-        else:
-            entry["seconds_per_slab"] = run.seconds / volumes
-            entry["seconds_per_volume"] = extrapolate_to_volume(entry["seconds_per_slab"], startup_s, settings.slices,
-                                                                settings.predict_slices)
+    else:
+        cheapest = next(v for v in variants if v.name == "disable_tta")
+        with stages(f"predict {method.key} {cheapest.name} 1 slice"):
+            one = run_logged(command(cheapest, single, out / "predictions" / method.key / "one_slice"), env,
+                             logs / f"predict_{method.key}_one_slice.log").seconds / volumes
+        slab = settings.predict_slices
+        fixed = fixed_cost(one, record["predict"][cheapest.name]["seconds"], slab)
+        record["predict_fixed_s"] = fixed
+        for entry in record["predict"].values():
+            entry["seconds_per_slab"] = entry.pop("seconds")
+            entry["seconds_per_volume"] = extrapolate_to_volume(entry["seconds_per_slab"], fixed, settings.slices, slab)
+            per_slice = (entry["seconds_per_volume"] - fixed) / settings.slices
             entry["seconds_per_volume_source"] = (
-                f"extrapolated: start-up {startup_s:.1f} s + (slab - start-up) x {settings.slices}/"
-                f"{settings.predict_slices} slices")
-        record["predict"][variant.name] = entry
+                f"extrapolated from slabs of 1 and {slab} slices: fixed {fixed:.1f} s + {per_slice:.2f} s a slice "
+                f"x {settings.slices} slices")
     record["predict_seconds_per_volume"] = record["predict"]["default"]["seconds_per_volume"]
     record["predict_seconds_per_volume_no_mirroring"] = record["predict"]["disable_tta"]["seconds_per_volume"]
     record["predict_peak_rss_mib"] = max(v["peak_rss_mib"] for v in record["predict"].values())
@@ -347,11 +366,13 @@ def run_scale_benchmark(out: Path, settings: ScaleSettings, dataset_id: int = 99
                                              log_file=logs / f"train_{method.key}.log")
 
     volumes = sorted((raw / "imagesTs").glob("*_0000.nii.gz"))
-    inputs = raw / "imagesTs"
+    inputs, single = raw / "imagesTs", None
     if settings.predict_slices is not None:
         inputs = _write_slabs(volumes, settings.predict_slices, out / "predict_input")
+        single = _write_slabs(volumes, 1, out / "predict_input_one_slice")
     for method in methods:
-        _predict(method, records[method.key], settings, dataset_id, dataset, inputs, len(volumes), env, out, stages)
+        _predict(method, records[method.key], settings, dataset_id, dataset, inputs, single, len(volumes), env, out,
+                 stages)
         if settings.nnunet_benchmark:
             benchmark_trainer = NNUNET_BENCHMARK_TRAINERS.get(method.trainer, f"{method.trainer}_Benchmark_5epochs")
             with stages(f"nnU-Net benchmark {method.key}"):

@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sizes.add_argument("--train-warmup", type=int)
     sizes.add_argument("--train-steps", type=int)
     sizes.add_argument("--whole-slice-size", type=int, help="slice side of the whole-slice configuration (default 256)")
+    sizes.add_argument("--predict-slices", type=int, help="slices of the predicted slab (--quick on a CPU: 16)")
     parser.set_defaults(func=run)
 
 
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         raise SMAFormerError(f"--dataset-id must be between 1 and 999, got {args.dataset_id}")
     settings = ScaleSettings.quick(args.device) if args.quick else ScaleSettings(device=args.device)
     overrides = {name: getattr(args, name) for name in ("size", "slices", "train_cases", "test_cases",
-                                                         "loader_batches", "train_warmup", "train_steps", "whole_slice_size")
+                                                         "loader_batches", "train_warmup", "train_steps", "whole_slice_size",
+                                                         "predict_slices")
                  if getattr(args, name) is not None}
     settings = dataclasses.replace(settings, nnunet_benchmark=args.nnunet_benchmark, **overrides)
     report = run_scale_benchmark(args.output, settings, dataset_id=args.dataset_id)

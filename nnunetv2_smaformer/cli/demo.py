@@ -28,7 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nnunetv2_smaformer.demo.run import DemoConfig, run_demo
-    from nnunetv2_smaformer.demo.trainers import DEMO_MIN_MEAN_DSC
 
     started = time.perf_counter()
     result = run_demo(DemoConfig(out=args.out, size=args.size, slices=args.slices, seed=args.seed,
@@ -39,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
                      f"HD95 {evaluation['mean']['hd95']:.2f}")
     lines += [f"  report: {result.out / 'report.md'}", f"          {result.out / 'report.json'}"]
     print("\n".join(lines))
+    from nnunetv2_smaformer.demo.trainers import DEMO_MIN_MEAN_DSC  # nnU-Net's trainers: imported once needed
+
     for name, evaluation in result.report["methods"].items():
         if evaluation["mean"]["dice"] < DEMO_MIN_MEAN_DSC:
             logger.warning("%s reached a mean DSC of %.3f, below the demo's %.2f: the budget is too short "

@@ -67,15 +67,14 @@ def demo_environment(out: Path) -> Dict[str, str]:
 
 def run_demo(config: DemoConfig) -> DemoResult:
     """Run the whole demo; returns the report also written to ``out/report.{md,json}``."""
-    from nnunetv2_smaformer.comparison.compare import CompareConfig, compare
-    from nnunetv2_smaformer.evaluation.overlays import write_overlays
-
     out = config.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     logs = out / "logs"
     env = demo_environment(out)
     dataset_id = free_dataset_id(env, config.dataset_id, CANDIDATE_IDS)
     stages = Stages()
+    from nnunetv2_smaformer.comparison.compare import CompareConfig, compare
+    from nnunetv2_smaformer.evaluation.overlays import write_overlays
 
     with stages("phantom+conversion"):
         dataset, raw = write_phantom_dataset(env, dataset_id, out, size=config.size, slices=config.slices,
