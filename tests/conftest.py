@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from swin_checkpoints import official_swin_t_state_dict
+from swin_checkpoints import official_swin_t_state_dict, write_hf_cache
 
 FIGURES = pytest.StashKey[list]()
 
@@ -75,23 +75,44 @@ def smoke_model(ct) -> Path:
 
 
 @pytest.fixture(scope="session")
+def smoke_prediction(ct, smoke_model, tmp_path_factory) -> dict:
+    """``nnUNetv2_predict`` of the smoke model for Dataset501's case_001, with class probabilities: the source
+    image and the output folder, shared by the tests that only read them."""
+    from nnunet_cli import SMOKE, predict
+
+    root = tmp_path_factory.mktemp("smoke_prediction")
+    source = Path(ct["nnUNet_raw"]) / "Dataset501_TinyCT" / "imagesTr" / "case_001_0000.nii.gz"
+    (root / "in").mkdir()
+    (root / "in" / source.name).symlink_to(source)
+    predict(ct, root / "in", root / "out", 501, SMOKE, "--save_probabilities")
+    return {"source": source, "inputs": root / "in", "out": root / "out", "case": "case_001"}
+
+
+@pytest.fixture(scope="session")
 def hf_home(tmp_path_factory):
     """A Hugging Face home whose hub cache holds timm's ``swin_tiny_patch4_window7_224.ms_in1k`` in the hub's
     layout, from a randomly initialised timm Swin-T (seed 0). Returns ``(HF_HOME, state dict written)``."""
     import timm
     import torch
-    from safetensors.torch import save_file
 
     torch.manual_seed(0)
     state = {k: v.contiguous() for k, v in timm.create_model("swin_tiny_patch4_window7_224").state_dict().items()}
-    home = tmp_path_factory.mktemp("hf_home")
-    repo = home / "hub" / "models--timm--swin_tiny_patch4_window7_224.ms_in1k"
-    revision = "0123456789abcdef0123456789abcdef01234567"
-    (repo / "snapshots" / revision).mkdir(parents=True)
-    save_file(state, str(repo / "snapshots" / revision / "model.safetensors"))
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(revision)
-    return home, state
+    return write_hf_cache(tmp_path_factory.mktemp("hf_home"), state), state
+
+
+@pytest.fixture
+def offline_hub(monkeypatch):
+    """``offline_hub(home)``: point the Hugging Face hub at ``home`` and switch downloads off, for this process."""
+    from huggingface_hub import constants as hf_constants
+
+    def use(home) -> None:
+        monkeypatch.setenv("HF_HOME", str(home))
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        # huggingface_hub reads both variables once, when it is imported.
+        monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(Path(home) / "hub"))
+        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+
+    return use
 
 
 @pytest.fixture(scope="session")

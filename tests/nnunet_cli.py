@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-from nnunetv2_smaformer.nnunet_env import EXT_TRAINER_VARIABLE
+from nnunetv2_smaformer.nnunet_env import EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES
 from nnunetv2_smaformer.pipeline import console_script, nnunet_environment
 
 BIN = Path(sys.executable).parent
@@ -76,6 +76,29 @@ def run_main(args: Sequence[object], env: Dict[str, str]) -> subprocess.Complete
 def model_folder(env: Dict[str, str], dataset: str, trainer: str, configuration: str = "2d") -> Path:
     """``$nnUNet_results/<dataset>/<trainer>__nnUNetPlans__<configuration>``."""
     return Path(env["nnUNet_results"]) / dataset / f"{trainer}__nnUNetPlans__{configuration}"
+
+
+def predict(env: Dict[str, str], images: Path, out: Path, dataset_id: int, trainer: str, *extra: object,
+            configuration: str = "2d") -> subprocess.CompletedProcess:
+    """``nnUNetv2_predict`` of fold 0 on the CPU with one preprocessing and one export process (on 2 cores the
+    default 3 + 3 worker processes cost more start-up than they save)."""
+    return run(["nnUNetv2_predict", "-i", images, "-o", out, "-d", dataset_id, "-c", configuration, "-f", "0",
+                "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1", *extra], env)
+
+
+def trainer_in_process(env: Dict[str, str], monkeypatch, dataset: str, trainer: str, configuration: str = "2d",
+                       fold: int = 4):
+    """The trainer ``nnUNetv2_train`` would build (nnU-Net's ``get_trainer_from_args``, the trainer looked up by
+    name), in this process on the CPU, with ``env``'s nnU-Net folders set for the test (``monkeypatch``) and the
+    data loaders in this process too. Fold 4 by default: the folders of the tests' ``nnUNetv2_train`` runs (fold 0)
+    stay untouched."""
+    import torch
+    from nnunetv2.run.run_training import get_trainer_from_args
+
+    for name in (*NNUNET_FOLDER_VARIABLES, EXT_TRAINER_VARIABLE):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    return get_trainer_from_args(dataset, configuration, fold, trainer, device=torch.device("cpu"))
 
 
 def plan_and_preprocess(env: Dict[str, str], dataset_id: int) -> None:

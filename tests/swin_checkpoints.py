@@ -1,7 +1,9 @@
-"""Build checkpoints with the exact layout of the official Swin release (tests cannot download it)."""
+"""Build checkpoints with the exact layout of the official Swin release and a Hugging Face cache in the hub's
+layout (tests cannot download either)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Dict
 
 import torch
@@ -31,3 +33,15 @@ def official_swin_t_state_dict(seed: int = 0) -> Dict[str, torch.Tensor]:
     return state
 
 
+def write_hf_cache(home: Path, state: dict) -> Path:
+    """A Hugging Face home whose hub cache holds ``state`` as timm's ``swin_tiny_patch4_window7_224.ms_in1k``, in
+    the hub's layout (``hub/models--timm--.../snapshots/<revision>/model.safetensors``, ``refs/main``)."""
+    from safetensors.torch import save_file
+
+    repo = home / "hub" / "models--timm--swin_tiny_patch4_window7_224.ms_in1k"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "snapshots" / revision).mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(repo / "snapshots" / revision / "model.safetensors"))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    return home

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 
 import pytest
@@ -54,9 +55,9 @@ def test_benchmark_network_json(smaformer_bin, tmp_path):
     for config in report["configs"].values():
         assert len(config["train_step_s"]) == 1 and config["train_step_s"][0] > 0
         assert config["inference_images_per_s"] > 0
-    assert report["train_speedup_vs_window7_unfused"] == pytest.approx(
-        report["configs"]["window7_unfused"]["train_step_median_s"]
-        / report["configs"]["smaformer_v2"]["train_step_median_s"])
+    # The speed-up is the ratio of the two configurations' median recorded steps.
+    steps = {name: statistics.median(config["train_step_s"]) for name, config in report["configs"].items()}
+    assert report["train_speedup_vs_window7_unfused"] == pytest.approx(steps["window7_unfused"] / steps["smaformer_v2"])
     assert "train step" in result.stdout and str(out) in result.stdout
 
 
@@ -78,10 +79,10 @@ def test_benchmark_network_times_the_reference(smaformer_bin, tmp_path):
         assert configs[name]["train_step_s"][0] >= SLEEP_S
         assert configs[name]["inference_batch_s"][0] >= SLEEP_S
         assert configs[name]["parameters"] == 3 * 4 * 9 + 4 + 4 * 9 + 9
-    ours = configs["smaformer_v2_single_output"]["train_step_median_s"]
-    assert report["train_speedup_vs_reference"] == pytest.approx(configs["reference"]["train_step_median_s"] / ours)
-    assert report["train_speedup_vs_reference_window8"] == pytest.approx(
-        configs["reference_window8"]["train_step_median_s"] / ours)
+    steps = {name: statistics.median(config["train_step_s"]) for name, config in configs.items()}
+    ours = steps["smaformer_v2_single_output"]
+    assert report["train_speedup_vs_reference"] == pytest.approx(steps["reference"] / ours)
+    assert report["train_speedup_vs_reference_window8"] == pytest.approx(steps["reference_window8"] / ours)
     # Only figures measured in this run: nothing recorded elsewhere.
     assert not [key for key in report if "recorded" in key or "authors" in key]
     assert report["settings"]["reference"] == str(reference)
@@ -141,3 +142,40 @@ def test_profile_against_the_reference_attributes_its_time(tmp_path):
     operators = result.stdout.split("Forward per module")[0]
     assert "aten::convolution" in operators and "64, 64]" in operators
     assert "STAND-IN REPORT" not in result.stdout
+
+
+def test_benchmark_network_options_reach_the_measurement(smaformer_bin, tmp_path):
+    defaults, options = tmp_path / "defaults.json", tmp_path / "options.json"
+    assert _run(smaformer_bin, defaults, "--no-baseline").returncode == 0
+    result = _run(smaformer_bin, options, "--no-baseline", "--amp", "bf16", "--batch-size", "1", "--in-channels", "2",
+                  "--num-classes", "3")
+    assert result.returncode == 0, result.stderr
+    base, changed = (json.loads(p.read_text()) for p in (defaults, options))
+    settings = changed["settings"]
+    assert (settings["batch_size"], settings["in_channels"], settings["num_classes"], settings["amp"]) == (
+        1, 2, 3, "bfloat16")
+    ours, reference = changed["configs"]["smaformer_v2"], base["configs"]["smaformer_v2"]
+    assert ours["batch_size"] == 1 and ours["in_channels"] == 2
+    assert ours["inference_output_dtype"] == "bfloat16" and reference["inference_output_dtype"] == "float32"
+    # 2 input channels add 3 x 1 x 3 x 3 weights to the input projection; 3 classes instead of 9 take 6 output
+    # channels (a weight per input channel and a bias) from the main head (96 in) and the 96-, 192- and 384-channel
+    # deep-supervision heads.
+    assert ours["parameters"] - reference["parameters"] == 27 - 6 * (97 + 97 + 193 + 385)
+    assert ours["nonfinite_steps"] == 0
+
+
+def test_benchmark_network_compile_option_adds_the_compiled_configuration():
+    import torch
+
+    from nnunetv2_smaformer.benchmark.network import benchmark_configs
+    from nnunetv2_smaformer.cli.benchmark_network import settings_from_args
+    from nnunetv2_smaformer.cli.main import build_parser
+
+    parser = build_parser()
+    plain = settings_from_args(parser.parse_args(["benchmark-network", "--no-baseline"]))
+    compiled = settings_from_args(parser.parse_args(["benchmark-network", "--no-baseline", "--compile",
+                                                     "--amp", "fp16"]))
+    assert [c.name for c in benchmark_configs(plain)] == ["smaformer_v2"]
+    configs = benchmark_configs(compiled)
+    assert [(c.name, c.compile_model) for c in configs] == [("smaformer_v2", False), ("smaformer_v2_compiled", True)]
+    assert compiled.amp_dtype is torch.float16

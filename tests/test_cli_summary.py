@@ -27,3 +27,16 @@ def test_summary_rejects_bad_arguments(smaformer_bin, tmp_path):
     missing = run([smaformer_bin, "summary", "--pretrained", str(tmp_path / "nope.pth")])
     assert missing.returncode == 2
     assert "nope.pth does not exist" in missing.stderr and "releases/download" in missing.stderr
+
+
+def test_summary_options_change_the_network(smaformer_bin):
+    result = run([smaformer_bin, "summary", "--in-channels", "2", "--window-size", "7", "--no-edge",
+                  "--num-classes", "9"])
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "SMAFormerV2(in_channels=2, num_classes=9, window_size=7, edge=False)" in out
+    for part, count in [("input_projection", "57"),  # 3x3 conv 2 -> 3 with bias: 3 * 2 * 9 + 3
+                        ("encoder", "27,519,354"),  # Swin-T with window 7 (13 x 13 bias tables), no classifier
+                        ("head", "873")]:  # plain 1x1 conv 96 -> 9 with bias
+        assert re.search(rf"^\s+{part}\s+{count}$", out, re.M), (part, out)
+    assert "at 1x2x256x256" in out

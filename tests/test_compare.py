@@ -97,6 +97,25 @@ def test_report_evaluates_both_methods(report, validation_cases):
         assert (out / trainer / "synapse_eval.csv").is_file() and (out / trainer / "synapse_eval.md").is_file()
 
 
+def test_report_paired_differences(report, validation_cases):
+    out, data, result = report
+    rows = data["paired"]
+    assert [(r["method"], r["reference"], r["label"]) for r in rows] == [
+        (STOCK, SMOKE, label) for label in ("mean", "1", "2", "3")]
+    per_case = {t: data["methods"][t]["per_case"] for t in (SMOKE, STOCK)}
+    for row in rows:
+        labels = ["1", "2", "3"] if row["label"] == "mean" else [row["label"]]
+        differences = [sum(per_case[STOCK][c][lab]["dice"] - per_case[SMOKE][c][lab]["dice"] for lab in labels)
+                       / len(labels) for c in validation_cases]
+        assert row["n"] == len(validation_cases)
+        assert row["mean_difference"] == pytest.approx(sum(differences) / len(differences))
+        assert row["ci95"][0] <= row["mean_difference"] <= row["ci95"][1] and 0 <= row["wilcoxon_p"] <= 1
+    markdown = (out / "report.md").read_text()
+    assert "## Paired differences" in markdown and f"n = {len(validation_cases)} cases" in markdown
+    assert "Not significant at 0.05" in markdown and "rarely reaches significance" in markdown
+    assert f"{STOCK} - {SMOKE}: mean DSC" in result.stdout
+
+
 def test_report_model_facts(report, smoke_model, stock_model):
     _, data, _ = report
     ours, stock = data["models"][SMOKE], data["models"][STOCK]
@@ -120,7 +139,7 @@ def test_report_model_facts(report, smoke_model, stock_model):
         assert len(inference["per_case_s"]) == 1 and inference["seconds_per_case"] > 0
 
 
-def test_report_network_side_by_side(report):
+def test_report_network_side_by_side(report, smoke_model, stock_model):
     _, data, _ = report
     network = data["network"]
     assert network["settings"]["img_size"] == 256 and network["settings"]["batch_size"] == 2
@@ -138,7 +157,10 @@ def test_report_network_side_by_side(report):
         assert record["inference_images_per_s"] > 0
         assert record["peak_memory_mib"] >= record["baseline_rss_mib"] > 0
         assert "peak RSS" in record["peak_memory_source"]
-    assert network["ratios_smaformer_over_nnunet"]["parameters"] == pytest.approx(ours["parameters"] / stock["parameters"])
+    # The parameter ratio of the two trained networks, counted from their checkpoints here.
+    assert network["ratios_smaformer_over_nnunet"]["parameters"] == pytest.approx(
+        unique_parameter_count(smoke_model / "fold_0" / "checkpoint_final.pth")
+        / unique_parameter_count(stock_model / "fold_0" / "checkpoint_final.pth"))
     assert {"device", "threads", "torch", "nnunetv2"} <= set(data["environment"])
 
 
@@ -250,3 +272,38 @@ def test_benchmark_results_of_the_trainer_family_are_found(tmp_path):
     assert [(r["benchmark_trainer"], r["fastest_epoch_s"], r["gpu_name"]) for r in found] == [
         ("nnUNetTrainerSMAFormerV2_Benchmark_5epochs_noDataLoading", 30.0, "H100")]
     assert find_benchmark_results(stock, "nnUNetTrainer", "3d_fullres", 0) == []
+
+
+def test_fold_checkpoint_unit_and_dataset_json_options(ct, smoke_model, stock_model, predictions, report, tmp_path):
+    """--fold, --checkpoint, --hd95-unit mm and --dataset-json, each visible in the report."""
+    results = tmp_path / "results" / DATASET
+    for model in (smoke_model, stock_model):
+        copy = results / model.name
+        (copy / "fold_3").mkdir(parents=True)
+        for name in ("plans.json", "dataset.json"):
+            shutil.copy(model / name, copy / name)
+        # The fold-0 weights under another fold and checkpoint name: only those options find them.
+        (copy / "fold_3" / "checkpoint_best.pth").symlink_to(model / "fold_0" / "checkpoint_final.pth")
+    renamed = tmp_path / "dataset.json"
+    dataset_json = json.loads((smoke_model / "dataset.json").read_text())
+    dataset_json["labels"] = {"background": 0, "liver": 1, "spleen": 2, "pancreas": 3}
+    renamed.write_text(json.dumps(dataset_json))
+    out = tmp_path / "report"
+    run(compare_cmd(ct, (results / smoke_model.name, predictions[SMOKE]), (results / stock_model.name, predictions[STOCK]),
+                    out=out, extra=["--fold", "3", "--checkpoint", "checkpoint_best.pth", "--hd95-unit", "mm",
+                                    "--dataset-json", renamed, "--no-network-benchmark"]), ct)
+    data = json.loads((out / "report.json").read_text())
+    assert data["fold"] == 3 and data["hd95_unit"] == "mm" and data["dataset_json"] == str(renamed)
+    for trainer in (SMOKE, STOCK):
+        assert data["models"][trainer]["checkpoint"].endswith("fold_3/checkpoint_best.pth")
+        evaluation = data["methods"][trainer]
+        assert [evaluation["per_label"][str(i)]["name"] for i in (1, 2, 3)] == ["liver", "spleen", "pancreas"]
+        assert evaluation["hd95_unit"] == "mm"
+        # The same predictions in millimetres: the DSC is unchanged, an HD95 in voxels of 0.8 x 0.8 x 3 mm is not.
+        voxels = report[1]["methods"][trainer]
+        assert evaluation["mean"]["dice"] == pytest.approx(voxels["mean"]["dice"])
+        positive = [(evaluation["per_case"][c][k]["hd95"], voxels["per_case"][c][k]["hd95"])
+                    for c in evaluation["per_case"] for k in ("1", "2", "3") if voxels["per_case"][c][k]["hd95"] > 0]
+        assert positive and all(mm != pytest.approx(vx) for mm, vx in positive)
+    assert data["network"] == {"skipped": "disabled (--no-network-benchmark)"}
+    assert "HD95 (mm)" in (out / "report.md").read_text()

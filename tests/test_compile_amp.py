@@ -54,10 +54,19 @@ def inputs(seed: int = 0):
 
 
 def build_network() -> torch.nn.Module:
-    """The network the compile test trainer builds for Dataset501 (same class, same arguments)."""
+    """The network the compile test trainer builds for Dataset501 (same class, same arguments): the shipped one,
+    stochastic depth 0.2 included."""
     torch.manual_seed(0)
-    return nnUNetTrainerSMAFormerV2_compileTest.build_network_architecture(
+    network = nnUNetTrainerSMAFormerV2_compileTest.build_network_architecture(
         None, None, IN_CHANNELS, NUM_CLASSES, enable_deep_supervision=True)
+    assert any(getattr(m, "drop_prob", 0) > 0 for m in network.modules()), "stochastic depth is on"
+    return network
+
+
+def seeded(seed: int, fn, *args):
+    """``fn(*args)`` after seeding torch: eager and compiled steps draw the same stochastic-depth masks."""
+    torch.manual_seed(seed)
+    return fn(*args)
 
 
 def training_step(model, runner, loss_fn, data, targets):
@@ -95,27 +104,35 @@ def inductor_cache(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def compiled(inductor_cache, record_figure) -> Dict[str, object]:
-    """One compiled training step with deep supervision next to eager, with compile times and counters."""
+    """One compiled training step with deep supervision next to eager, with compile times and counters.
+
+    inductor draws its random numbers as eager does (``fallback_random``, as the compile test trainer sets it), so
+    that under one seed both steps drop the same paths."""
+    import torch._inductor.config as inductor_config
+
     torch._dynamo.reset()
     counters.clear()
+    patch = pytest.MonkeyPatch()
+    patch.setattr(inductor_config, "fallback_random", True)
     eager = build_network().train()
     model = copy.deepcopy(eager)
     runner = torch.compile(model)
     loss_fn = deep_supervision_loss(4)
     data, targets = inputs()
 
-    expected = training_step(eager, eager, loss_fn, data, targets)
+    expected = seeded(7, training_step, eager, eager, loss_fn, data, targets)
     start = time.perf_counter()
-    actual = training_step(model, runner, loss_fn, data, targets)
+    actual = seeded(7, training_step, model, runner, loss_fn, data, targets)
     first_s = time.perf_counter() - start
     graphs_after_first = counters["stats"]["unique_graphs"]
     start = time.perf_counter()
     second = training_step(model, runner, loss_fn, *inputs(seed=1))
     second_s = time.perf_counter() - start
     record_figure(f"compiled training step (64x64, batch 2): first {first_s:.1f} s (compile), second {second_s:.2f} s")
-    return {"eager": eager, "model": model, "runner": runner, "expected": expected, "actual": actual,
-            "second": second, "first_s": first_s, "graphs_after_first": graphs_after_first,
-            "graphs_after_second": counters["stats"]["unique_graphs"]}
+    yield {"eager": eager, "model": model, "runner": runner, "expected": expected, "actual": actual,
+           "second": second, "first_s": first_s, "graphs_after_first": graphs_after_first,
+           "graphs_after_second": counters["stats"]["unique_graphs"]}
+    patch.undo()
 
 
 @pytest.mark.slow
@@ -165,10 +182,11 @@ def _log_counters(log_file: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_nnunet_train_and_predict_compiled(ct, compiled, inductor_cache, tmp_path, record_figure):
-    """``nnUNetv2_train`` with compile on: training, final validation, then ``nnUNetv2_predict`` with the
-    checkpoint a compiled training saved."""
-    env = dict(ct, TORCHINDUCTOR_CACHE_DIR=inductor_cache, TORCH_LOGS="recompiles")
+def test_nnunet_train_and_predict_compiled(ct, compiled, inductor_cache, official_checkpoint, tmp_path, record_figure):
+    """``nnUNetv2_train`` with compile on: ImageNet weights loaded into the compiled network, training, final
+    validation, then ``nnUNetv2_predict`` with the checkpoint a compiled training saved."""
+    env = dict(ct, TORCHINDUCTOR_CACHE_DIR=inductor_cache, TORCH_LOGS="recompiles",
+               SMAFORMER_SWIN_WEIGHTS=str(official_checkpoint))
     env.pop("nnUNet_compile", None)  # nnUNetv2_predict then runs as by default (it compiles only on request)
     start = time.perf_counter()
     result = run(["nnUNetv2_train", "501", "2d", "0", "-tr", COMPILE_TRAINER, "-device", "cpu"], env, timeout=1800)
@@ -179,7 +197,10 @@ def test_nnunet_train_and_predict_compiled(ct, compiled, inductor_cache, tmp_pat
     summary = json.loads((fold / "validation" / "summary.json").read_text())
     assert set(summary["mean"]) == {"1", "2", "3"}
 
-    stats = _log_counters(sorted(fold.glob("training_log_*.txt"))[-1])
+    log = sorted(fold.glob("training_log_*.txt"))[-1]
+    # The weights went through the compile wrapper into the network (unwrap_network before load_pretrained).
+    assert "ImageNet initialisation of the encoder" in log.read_text() and "coverage 100.00 %" in log.read_text()
+    stats = _log_counters(log)
     assert not stats.get("graph_break"), f"graph breaks: {stats['graph_break']}"
     output = result.stdout + result.stderr
     assert "recompile_limit" not in output and "cache_size_limit" not in output
@@ -212,7 +233,11 @@ def test_nnunet_train_and_predict_compiled(ct, compiled, inductor_cache, tmp_pat
 
 @pytest.fixture(scope="module")
 def fp32_reference():
-    model = build_network().train()
+    # The network itself (no stochastic depth, no autocast policy of a trainer): its numerics under autocast.
+    from nnunetv2_smaformer import SMAFormerV2
+
+    torch.manual_seed(0)
+    model = SMAFormerV2(IN_CHANNELS, NUM_CLASSES, img_size=SIZE, deep_supervision=True, drop_path_rate=0.0).train()
     data, targets = inputs(seed=3)
     reference = copy.deepcopy(model)
     return model, data, targets, training_step(reference, reference, deep_supervision_loss(4), data, targets)

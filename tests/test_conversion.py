@@ -348,6 +348,22 @@ def test_spacing_override_and_lists_beside_the_data(tmp_path: Path) -> None:
     assert "[0.5, 0.6, 2.0]" in dataset["spacing"]
 
 
+def test_lists_from_another_folder(tmp_path: Path) -> None:
+    _small(tmp_path, "transunet", lists="beside")
+    elsewhere = tmp_path / "my_lists"
+    elsewhere.mkdir()
+    for name in ("train.txt", "test_vol.txt"):
+        shutil.move(str(tmp_path / "src" / name), elsewhere / name)
+    # One listed test volume that the data lack: reported against the lists, which are only found with --lists.
+    (elsewhere / "test_vol.txt").write_text((elsewhere / "test_vol.txt").read_text() + "case0038\n")
+    env = nnunet_env(tmp_path)
+    result = run_main(["convert-synapse", tmp_path / "src", "-d", "26", "-np", "1", "--lists", elsewhere], env)
+    assert result.returncode == 0, result.stderr
+    assert "no TransUNet lists" not in result.stderr
+    assert "test_vol.txt lists 1 volume(s) missing" in result.stderr
+    assert (Path(env["nnUNet_raw"]) / "Dataset026_Synapse" / "imagesTr" / "case0005_0000.nii.gz").is_file()
+
+
 def test_without_lists_a_warning_names_the_gap(tmp_path: Path) -> None:
     _small(tmp_path, "transunet", lists="none")
     env = nnunet_env(tmp_path)

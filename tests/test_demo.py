@@ -4,11 +4,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from nnunetv2_smaformer.demo.run import PREDICT_TIMING_SCOPE, SMAFORMER_TRAINER, STOCK_TRAINER
-from nnunetv2_smaformer.demo.trainers import DEMO_MIN_MEAN_DSC
+
+# The demo's promise, stated here: both methods really learn on the shared budget.
+PASS_MARK = 0.7
 
 
 @pytest.mark.slow
@@ -33,7 +36,7 @@ def test_demo_end_to_end(smaformer_bin, tmp_path, record_figure):
         assert evaluation["n_cases"] == 12 and len(evaluation["per_label"]) == 8
     # Both methods must really learn on the demo's shared budget, each with its searched setting.
     for trainer in (SMAFORMER_TRAINER, STOCK_TRAINER):
-        assert report["methods"][trainer]["mean"]["dice"] >= DEMO_MIN_MEAN_DSC, (trainer, result.stdout)
+        assert report["methods"][trainer]["mean"]["dice"] >= PASS_MARK, (trainer, result.stdout)
     for name in ("report.md", "dsc_per_organ.png"):
         assert (out / name).stat().st_size > 0
     assert list((out / "figures" / SMAFORMER_TRAINER).glob("*.png"))
@@ -57,21 +60,26 @@ def test_demo_end_to_end(smaformer_bin, tmp_path, record_figure):
 
 
 def test_demo_trainers_describe_their_budget_and_settings():
-    # The report quotes these lines, so they must follow the classes' real settings.
-    from nnunetv2_smaformer.demo.trainers import (nnUNetTrainer_demoCPU, nnUNetTrainerAdam_demoCPU,
+    # The report quotes these lines: they must say what the classes do.
+    from nnunetv2_smaformer.demo.trainers import (DEMO_MIN_MEAN_DSC, nnUNetTrainer_demoCPU, nnUNetTrainerAdam_demoCPU,
                                                   nnUNetTrainerSMAFormerV2_demoCPU)
 
+    budget = "12 epochs x 40 iterations x batch 2 = 960 training patches, no mirroring"
     for trainer in (nnUNetTrainer_demoCPU, nnUNetTrainerAdam_demoCPU, nnUNetTrainerSMAFormerV2_demoCPU):
-        samples = trainer.epochs * trainer.iterations_per_epoch * trainer.max_batch_size
-        assert trainer.budget_summary() == nnUNetTrainer_demoCPU.budget_summary()
-        assert f"= {samples} training patches" in trainer.budget_summary()
-    for trainer in (nnUNetTrainer_demoCPU, nnUNetTrainerAdam_demoCPU):
-        assert f"peak lr {trainer.peak_lr:g}" in trainer.settings_summary()
-    assert f"peak lr {nnUNetTrainerSMAFormerV2_demoCPU.initial_lr_adamw:g}" in \
-        nnUNetTrainerSMAFormerV2_demoCPU.settings_summary()
+        assert trainer.budget_summary() == budget
+        assert (trainer.epochs, trainer.iterations_per_epoch, trainer.max_batch_size, trainer.mirroring) == (
+            12, 40, 2, False)
+    assert nnUNetTrainerAdam_demoCPU.settings_summary() == (
+        "nnU-Net's planned 2D U-Net and patch, nnU-Net's AdamW variant (amsgrad) with peak lr 0.003 and poly decay")
+    assert nnUNetTrainer_demoCPU.settings_summary() == (
+        "nnU-Net's planned 2D U-Net and patch, SGD (Nesterov, momentum 0.99) with peak lr 0.1 and poly decay")
     # One warm-up epoch (without it, repeated runs at this lr sometimes missed an organ).
-    assert nnUNetTrainerSMAFormerV2_demoCPU.warmup_epochs_of(nnUNetTrainerSMAFormerV2_demoCPU.epochs) == 1
-    assert "1 warm-up epoch(s)" in nnUNetTrainerSMAFormerV2_demoCPU.settings_summary()
+    assert nnUNetTrainerSMAFormerV2_demoCPU.settings_summary() == (
+        "SMAFormerV2 from random weights, 128x128 patch, no stochastic depth, AdamW with peak lr 0.001, "
+        "1 warm-up epoch(s), then cosine decay")
+    assert nnUNetTrainerSMAFormerV2_demoCPU.warmup_epochs_of(12) == 1
+    # The command's own warning threshold is the pass mark this test holds it to.
+    assert DEMO_MIN_MEAN_DSC == PASS_MARK
 
 
 def test_inference_time_scope_follows_how_it_was_obtained():
@@ -82,3 +90,31 @@ def test_inference_time_scope_follows_how_it_was_obtained():
     assert inference_timing_scope({"seconds_per_case": 1.0, "includes": PREDICT_TIMING_SCOPE}) == PREDICT_TIMING_SCOPE
     assert "scope not stated" in inference_timing_scope({"seconds_per_case": 1.0, "source": "timing.json"})
     assert inference_timing_scope({"seconds_per_case": None}) == "not measured"
+
+
+def _listing(env: dict) -> dict:
+    return {name: sorted(p.name for p in Path(env[name]).iterdir())
+            for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+
+
+def test_demo_refuses_a_dataset_id_that_the_users_folders_use(ct, smaformer_bin, tmp_path):
+    # The user's nnU-Net folders (those of the ct fixture) hold Dataset501: the demo looks there and refuses.
+    before = _listing(ct)
+    result = subprocess.run([smaformer_bin, "demo", "--out", str(tmp_path / "demo"), "--dataset-id", "501"],
+                            env=ct, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "dataset id 501 is already used in your nnU-Net folders" in result.stderr
+    assert _listing(ct) == before
+    assert not any((tmp_path / "demo").glob("nnUNet_*")), "the demo made folders of its own although the user's are set"
+
+
+def test_demo_uses_the_users_nnunet_folders_where_set(tmp_path, monkeypatch):
+    from nnunetv2_smaformer.demo.run import demo_environment
+
+    monkeypatch.setenv("nnUNet_raw", str(tmp_path / "mine" / "raw"))
+    monkeypatch.delenv("nnUNet_preprocessed", raising=False)
+    monkeypatch.delenv("nnUNet_results", raising=False)
+    env = demo_environment(tmp_path / "out")
+    assert env["nnUNet_raw"] == str(tmp_path / "mine" / "raw")
+    assert env["nnUNet_preprocessed"] == str(tmp_path / "out" / "nnUNet_preprocessed")
+    assert env["nnUNet_results"] == str(tmp_path / "out" / "nnUNet_results")

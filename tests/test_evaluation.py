@@ -10,6 +10,7 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from scipy import ndimage
 
 from nnunet_cli import run
@@ -17,16 +18,21 @@ from nnunetv2_smaformer.errors import EvaluationError
 from nnunetv2_smaformer.evaluation import evaluate as ev
 from nnunetv2_smaformer.evaluation.metrics import case_metrics, dice, hd95, metric_percase
 
-sitk = pytest.importorskip("SimpleITK")
-binary = pytest.importorskip("medpy.metric.binary")
-
 TOL = 1e-6
+
+
+@pytest.fixture
+def binary():
+    """medpy's metrics, the oracle of the value tests. medpy comes with the test extra (``pip install -e '.[test]'``,
+    which ``make test`` runs): without it these tests are skipped, with the reason shown, and the others run."""
+    return pytest.importorskip("medpy.metric.binary",
+                               reason="medpy, the oracle of the metric values, is not installed (pip install -e '.[test]')")
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def medpy_percase(pred: np.ndarray, gt: np.ndarray, spacing=None) -> Tuple[float, float]:
+def medpy_percase(binary, pred: np.ndarray, gt: np.ndarray, spacing=None) -> Tuple[float, float]:
     """TransUNet's calculate_metric_percase with medpy on full volumes (the oracle)."""
     pred, gt = pred > 0, gt > 0
     if pred.sum() > 0 and gt.sum() > 0:
@@ -72,7 +78,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_case_metrics_match_medpy_on_random_blobs(seed: int) -> None:
+def test_case_metrics_match_medpy_on_random_blobs(seed: int, binary) -> None:
     rng = np.random.default_rng(seed)
     shape = (int(rng.integers(6, 20)), int(rng.integers(12, 40)), int(rng.integers(12, 40)))
     labels = [1, 2, 3, 4]
@@ -83,7 +89,7 @@ def test_case_metrics_match_medpy_on_random_blobs(seed: int) -> None:
         got = case_metrics(pred, gt, labels, sp)
         assert list(got) == labels
         for label in labels:
-            assert_close(got[label], medpy_percase(pred == label, gt == label, sp))
+            assert_close(got[label], medpy_percase(binary, pred == label, gt == label, sp))
 
 
 def test_percase_rule_cases() -> None:
@@ -101,7 +107,7 @@ def test_percase_rule_cases() -> None:
     assert case_metrics(np.zeros_like(labels), labels, [2]) == {2: (0.0, 0.0)}
 
 
-def test_masks_touching_the_image_border_match_medpy() -> None:
+def test_masks_touching_the_image_border_match_medpy(binary) -> None:
     # Erosion treats outside-the-image as background: border voxels count as surface.
     shape = (7, 16, 18)
     gt = np.zeros(shape, dtype=bool)
@@ -111,10 +117,10 @@ def test_masks_touching_the_image_border_match_medpy() -> None:
     full = np.ones(shape, dtype=bool)
     for p, g in ((pred, gt), (full, gt), (gt, full), (full, full)):
         for sp in (None, (3.0, 0.7, 0.9)):
-            assert_close(metric_percase(p, g, sp), medpy_percase(p, g, sp))
+            assert_close(metric_percase(p, g, sp), medpy_percase(binary, p, g, sp))
 
 
-def test_single_voxel_masks_match_medpy() -> None:
+def test_single_voxel_masks_match_medpy(binary) -> None:
     shape = (5, 9, 11)
     a = np.zeros(shape, dtype=bool)
     b = np.zeros(shape, dtype=bool)
@@ -122,11 +128,11 @@ def test_single_voxel_masks_match_medpy() -> None:
     b[4, 6, 10] = True
     for p, g in ((a, b), (b, a), (a, a)):
         for sp in (None, (2.5, 0.8, 0.6)):
-            assert_close(metric_percase(p, g, sp), medpy_percase(p, g, sp))
+            assert_close(metric_percase(p, g, sp), medpy_percase(binary, p, g, sp))
     assert hd95(a, b) == pytest.approx(np.sqrt(4**2 + 6**2 + 10**2))
 
 
-def test_2d_masks_and_dice_formula() -> None:
+def test_2d_masks_and_dice_formula(binary) -> None:
     rng = np.random.default_rng(7)
     p = random_blobs(rng, (30, 25), 3)
     g = random_blobs(rng, (30, 25), 3)
@@ -167,7 +173,7 @@ def folders(tmp_path: Path) -> Tuple[Path, Path, Dict[str, Tuple[np.ndarray, np.
     return pred_dir, gt_dir, cases
 
 
-def test_evaluate_folders_voxel_and_mm_match_medpy(folders) -> None:
+def test_evaluate_folders_voxel_and_mm_match_medpy(folders, binary) -> None:
     pred_dir, gt_dir, cases = folders
     spacing_zyx = (3.0, 0.9, 0.7)  # SimpleITK's (x, y, z) reversed
     for unit, sp in (("voxel", None), ("mm", spacing_zyx)):
@@ -176,7 +182,7 @@ def test_evaluate_folders_voxel_and_mm_match_medpy(folders) -> None:
         assert result.labels == list(range(1, 9))
         for name, (pred, gt) in cases.items():
             for label in range(1, 9):
-                assert_close(result.per_case[name][label], medpy_percase(pred == label, gt == label, sp))
+                assert_close(result.per_case[name][label], medpy_percase(binary, pred == label, gt == label, sp))
     # The mm test must be able to tell a wrong axis order from the right one.
     pred, gt = cases["case1"]
     wrong = [binary.hd95(pred == l, gt == l, voxelspacing=(0.7, 0.9, 3.0))
@@ -241,7 +247,7 @@ def test_errors_name_the_file(tmp_path: Path, folders) -> None:
 # ----------------------------------------------------------------------------- CLI
 
 
-def test_cli_writes_json_csv_markdown(tmp_path: Path, folders) -> None:
+def test_cli_writes_json_csv_markdown(tmp_path: Path, folders, binary) -> None:
     pred_dir, gt_dir, cases = folders
     dj = tmp_path / "dataset.json"
     dj.write_text(json.dumps({"labels": {"background": 0, "spleen": 1, "kidney": 2, "liver": 3}}))
@@ -255,7 +261,7 @@ def test_cli_writes_json_csv_markdown(tmp_path: Path, folders) -> None:
     assert data["per_label"]["3"]["name"] == "liver"
     assert data["hd95_unit"] == "mm"
     pred, gt = cases["case10"]
-    expected = medpy_percase(pred == 2, gt == 2, (3.0, 0.9, 0.7))
+    expected = medpy_percase(binary, pred == 2, gt == 2, (3.0, 0.9, 0.7))
     assert_close((data["per_case"]["case10"]["2"]["dice"], data["per_case"]["case10"]["2"]["hd95"]), expected)
     means = [data["per_label"][k]["dice"] for k in ("1", "2", "3")]
     assert data["mean"]["dice"] == pytest.approx(np.mean(means))

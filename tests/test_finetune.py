@@ -12,7 +12,7 @@ import torch
 from dynamic_network_architectures.architectures import abstract_arch
 from nnunetv2.run.load_pretrained_weights import load_pretrained_weights
 
-from nnunet_cli import SMOKE, model_folder, run
+from nnunet_cli import SMOKE, model_folder, predict, run
 from nnunetv2_smaformer import SMAFormerV2
 from nnunetv2_smaformer.training import nnUNetTrainerSMAFormerV2
 
@@ -157,19 +157,13 @@ def test_finetune_on_nine_labels_from_four(finetuned):
     assert drift < 0.02
 
 
-def _predict(env, image: Path, out: Path):
-    """nnUNetv2_predict of Dataset501's smoke model for one image: the segmentation and the class probabilities."""
-    inputs = out.with_name(out.name + "_in")
-    inputs.mkdir()
-    (inputs / image.name).symlink_to(image)
-    run(["nnUNetv2_predict", "-i", inputs, "-o", out, "-d", "501", "-c", "2d", "-f", "0", "-tr", SMOKE,
-         "-device", "cpu", "--save_probabilities"], env)
-    case = image.name.replace("_0000.nii.gz", "")
-    segmentation = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{case}.nii.gz")))
-    return segmentation, np.load(out / f"{case}.npz")["probabilities"]
+def _read_prediction(folder: Path, case: str):
+    """A prediction's segmentation and class probabilities."""
+    segmentation = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / f"{case}.nii.gz")))
+    return segmentation, np.load(folder / f"{case}.npz")["probabilities"]
 
 
-def test_old_checkpoint_predicts_and_continues(ct, smoke_model, tmp_path):
+def test_old_checkpoint_predicts_and_continues(ct, smoke_model, smoke_prediction, tmp_path):
     """A model folder whose checkpoint has the names from before ``seg_layers``: predict and --c still work."""
     results = tmp_path / "results"
     old = results / smoke_model.parent.name / smoke_model.name
@@ -180,9 +174,10 @@ def test_old_checkpoint_predicts_and_continues(ct, smoke_model, tmp_path):
     torch.save(checkpoint, old / "fold_0" / "checkpoint_final.pth")
     old_env = {**ct, "nnUNet_results": str(results)}
 
-    case = Path(ct["nnUNet_raw"]) / "Dataset501_TinyCT" / "imagesTr" / "case_003_0000.nii.gz"
-    new_seg, new_prob = _predict(ct, case, tmp_path / "new")
-    old_seg, old_prob = _predict(old_env, case, tmp_path / "old")
+    case = smoke_prediction["case"]
+    new_seg, new_prob = _read_prediction(smoke_prediction["out"], case)
+    predict(old_env, smoke_prediction["inputs"], tmp_path / "old", 501, SMOKE, "--save_probabilities")
+    old_seg, old_prob = _read_prediction(tmp_path / "old", case)
     # The folded biases change float rounding only; a 10-step smoke model has near-ties in its
     # probabilities, where that rounding may flip the arg-max, so labels are compared where the
     # winner leads by more than the rounding.

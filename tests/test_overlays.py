@@ -5,15 +5,14 @@ import json
 from pathlib import Path
 from typing import Tuple
 
+import matplotlib.image as mpimg
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from nnunet_cli import run
 from nnunetv2_smaformer.errors import EvaluationError
 from nnunetv2_smaformer.evaluation.overlays import label_color, select_slices, write_overlays
-
-sitk = pytest.importorskip("SimpleITK")
-mpimg = pytest.importorskip("matplotlib.image")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -107,3 +106,27 @@ def test_overlay_cli(tmp_path: Path, volumes) -> None:
     proc = run(["smaformer", "overlay", "--image", image, "--gt", gt, "--pred", pred, "--slices", "99", "-o", out],
                timeout=120, check=False)
     assert proc.returncode == 2 and "99" in proc.stderr
+
+
+def test_overlay_window_and_alpha_change_the_picture(tmp_path: Path, volumes) -> None:
+    image, gt, pred = volumes
+
+    def picture(name: str, *options: str) -> np.ndarray:
+        out = tmp_path / name
+        proc = run(["smaformer", "overlay", "--image", image, "--gt", gt, "--pred", pred, "--slices", "3", "-o", out,
+                    *options], timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr
+        return mpimg.imread(out / "case7_slice0003.png")
+
+    default = picture("default")
+    transparent = picture("alpha0", "--alpha", "0")
+    wide = picture("wide", "--window", "-1000", "1000")
+    assert default.shape == transparent.shape == wide.shape
+    assert not np.array_equal(transparent, default), "--alpha 0 must hide the labels"
+    assert not np.array_equal(wide, default), "--window must change the image's contrast"
+    # Hidden labels: the ground-truth and prediction panels show the image alone, so the picture holds fewer
+    # saturated label colours than with the labels drawn.
+    def colourful(picture: np.ndarray) -> int:
+        rgb = picture[..., :3]
+        return int(((rgb.max(axis=-1) - rgb.min(axis=-1)) > 0.3).sum())
+    assert colourful(transparent) < colourful(default)

@@ -130,9 +130,21 @@ def test_make_phantom_cli(tmp_path: Path) -> None:
     result = run_cli(["make-phantom", tmp_path / "b", "--layout", "btcv", "--size", "16", "--slices", "3",
                       "--cases", "1", "case0005", "--seed", "4"], env)
     assert result.returncode == 0, result.stderr
-    image, *_ = read_case(tmp_path / "b" / "RawData" / "Training" / "img" / "img0005.nii.gz")
-    assert np.array_equal(image, make_phantom_case(5, size=16, slices=3, seed=4).hu)
-    assert len(list((tmp_path / "b" / "RawData" / "Training" / "label").iterdir())) == 2
+    folder = tmp_path / "b" / "RawData" / "Training"
+    image, *_ = read_case(folder / "img" / "img0005.nii.gz")
+    label, *_ = read_case(folder / "label" / "label0005.nii.gz")
+    assert image.shape == label.shape == (3, 16, 16)  # --slices, --size
+    assert sorted(p.name for p in (folder / "label").iterdir()) == ["label0001.nii.gz", "label0005.nii.gz"]
+    # The organs the generator paints, at their HU (12 HU of noise): a phantom, as the command promises.
+    for organ, hu in ORGAN_HU.items():
+        if (label == organ).any():
+            assert abs(image[label == organ].mean() - hu) < 30, organ
+    # --seed: the same seed writes the same case, another seed another one.
+    for seed, same in (("4", True), ("5", False)):
+        assert run_cli(["make-phantom", tmp_path / f"b{seed}", "--layout", "btcv", "--size", "16", "--slices", "3",
+                        "--cases", "5", "--seed", seed], env).returncode == 0
+        other, *_ = read_case(tmp_path / f"b{seed}" / "RawData" / "Training" / "img" / "img0005.nii.gz")
+        assert np.array_equal(other, image) == same
 
     result = run_cli(["make-phantom", tmp_path / "t", "--layout", "transunet", "--size", "16", "--slices", "3",
                       "--cases", "test", "--lists", "beside"], env)
@@ -156,4 +168,6 @@ def test_phantom_converts_with_default_cli_sizes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     label = sitk.ReadImage(str(tmp_path / "nnUNet_raw" / "Dataset050_Synapse" / "labelsTr" / "case0005.nii.gz"))
     assert label.GetSize() == (64, 64, 16)
-    assert np.array_equal(sitk.GetArrayFromImage(label), make_phantom_case(5, 64, 16).benchmark_label())
+    # The converted labels are the source's slices, read back from the TransUNet files themselves.
+    slices = [np.load(tmp_path / "src" / "train_npz" / f"case0005_slice{z:03d}.npz")["label"] for z in range(16)]
+    assert np.array_equal(sitk.GetArrayFromImage(label), np.stack(slices).astype(np.uint8))

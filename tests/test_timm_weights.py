@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from huggingface_hub import constants as hf_constants
 from safetensors.torch import save_file
 from timm.layers import resize_rel_pos_bias_table
 
@@ -12,20 +11,6 @@ from nnunetv2_smaformer.errors import PretrainedWeightsError
 from nnunetv2_smaformer.pretrained import OFFICIAL_URL, PRETRAINED_ENV, TIMM_PRETRAINED
 
 ENCODER_TENSORS = 171  # timm's file: 173 tensors, the 2 of the ImageNet classifier skipped
-
-
-@pytest.fixture
-def offline_hub(monkeypatch):
-    """Point the Hugging Face hub at ``home`` and switch downloads off, for this process."""
-
-    def use(home) -> None:
-        monkeypatch.setenv("HF_HOME", str(home))
-        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-        # huggingface_hub reads both variables once, when it is imported.
-        monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(home / "hub"))
-        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-
-    return use
 
 
 def assert_loaded(model: SMAFormerV2, report, state) -> None:
