@@ -22,7 +22,7 @@ import shutil
 from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 from nnunetv2_smaformer.errors import ConfigurationError
 from nnunetv2_smaformer.network.stride import NETWORK_STRIDE
@@ -94,9 +94,10 @@ def _dataset_name(dataset: str) -> str:
         raise ConfigurationError(f"dataset {dataset}: {str(err).splitlines()[0]}") from err
 
 
-def plan_whole_slice(plans: dict, name: str, size: int, dataset: str) -> dict:
-    """The plans entry of a whole-slice configuration ``name`` for ``plans``: spacing, patch, data identifier, and
-    the architecture and batch size that the plans' own nnU-Net planner chooses for that spacing and patch."""
+def plan_whole_slice(plans: dict, name: str, size: int, dataset: str, num_training: int) -> dict:
+    """The plans entry of a whole-slice configuration ``name`` for ``plans`` of a dataset with ``num_training``
+    training cases: spacing, patch, data identifier, and the architecture and batch size that the plans' own nnU-Net
+    planner chooses for that spacing and patch."""
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     from nnunetv2_smaformer.benchmark.nnunet_bridge import quiet
@@ -109,7 +110,6 @@ def plan_whole_slice(plans: dict, name: str, size: int, dataset: str) -> dict:
     two_d = manager.get_configuration("2d")
     spacing = [float(m) * float(s) / size for m, s in zip(two_d.median_image_size_in_voxels, two_d.spacing)]
     median = [float(size)] * len(spacing)
-    num_training = int(json.loads((Path(os.environ["nnUNet_raw"]) / dataset / "dataset.json").read_text())["numTraining"])
     voxels = median_depth(plans) * size * size * num_training
     try:
         planner_class = manager.experiment_planner_class
@@ -137,11 +137,14 @@ def _complete(data_folder: Path, cases: Sequence[str]) -> bool:
     return data_folder.is_dir() and all((data_folder / f"{case}.pkl").is_file() for case in cases)
 
 
-def _training_cases(dataset: str) -> List[str]:
+def _training_files(dataset: str) -> Tuple[dict, Dict[str, dict]]:
+    """The raw dataset's ``dataset.json`` and nnU-Net's ``{case: {"images": [...], "label": path}}`` of its
+    training cases."""
     from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 
     raw = Path(os.environ["nnUNet_raw"]) / dataset
-    return sorted(get_filenames_of_train_images_and_targets(str(raw), json.loads((raw / "dataset.json").read_text())))
+    dataset_json = json.loads((raw / "dataset.json").read_text())
+    return dataset_json, get_filenames_of_train_images_and_targets(str(raw), dataset_json)
 
 
 def _write_json_atomically(path: Path, content: dict) -> None:
@@ -177,16 +180,12 @@ def _preprocess(dataset: str, plans: dict, plans_dir: Path, name: str, num_proce
     return built
 
 
-def _copy_ground_truth(dataset: str) -> None:
+def _copy_ground_truth(dataset: str, dataset_json: dict, training_files: Dict[str, dict]) -> None:
     """The training labels in ``gt_segmentations`` (nnU-Net's validation reads them), as
     ``nnUNetv2_preprocess`` copies them; present already after ``nnUNetv2_plan_and_preprocess``."""
-    from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
-
-    raw = Path(os.environ["nnUNet_raw"]) / dataset
-    dataset_json = json.loads((raw / "dataset.json").read_text())
     target = Path(os.environ["nnUNet_preprocessed"]) / dataset / "gt_segmentations"
     target.mkdir(exist_ok=True)
-    for case, files in get_filenames_of_train_images_and_targets(str(raw), dataset_json).items():
+    for case, files in training_files.items():
         destination = target / f"{case}{dataset_json['file_ending']}"
         if not destination.is_file():
             shutil.copyfile(files["label"], destination)
@@ -215,10 +214,11 @@ def add_whole_slice_configuration(dataset: str, plans_identifier: str = "nnUNetP
         plans = json.loads(plans_file.read_text(encoding="utf-8"))
     except ValueError as err:
         raise ConfigurationError(f"{plans_file} is not a readable plans file: {err}") from err
-    entry = plan_whole_slice(plans, name, size, dataset)
+    dataset_json, training_files = _training_files(dataset)
+    entry = plan_whole_slice(plans, name, size, dataset, int(dataset_json["numTraining"]))
     existing = plans["configurations"].get(name)
     data_folder = plans_dir / entry["data_identifier"]
-    cases = _training_cases(dataset)
+    cases = sorted(training_files)
     if existing == entry and _complete(data_folder, cases):
         logger.info("%s: configuration %s is already there with the same settings, its data complete; nothing to do",
                     dataset, name)
@@ -236,7 +236,7 @@ def add_whole_slice_configuration(dataset: str, plans_identifier: str = "nnUNetP
     built = None
     try:
         built = _preprocess(dataset, new_plans, plans_dir, name, num_processes, progress)
-        _copy_ground_truth(dataset)
+        _copy_ground_truth(dataset, dataset_json, training_files)
         previous = plans_dir / f"{_TMP}previous_{entry['data_identifier']}"
         if data_folder.exists():
             os.replace(data_folder, previous)
