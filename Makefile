@@ -6,6 +6,11 @@ PY     := $(VENV)/bin/python
 # torch/torchvision pinned to the wheels these machines hold on disk (timm needs torchvision).
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
+# TEST_WORKERS=N runs the test files in N worker processes (pytest-xdist), each file's tests in one worker, in
+# the order tests/conftest.py gives; 0 (the default) runs them in this process. On 2 cores two workers made the
+# long tests about twice as slow each (torch's threads of two processes share the cores): no gain there.
+TEST_WORKERS ?= 0
+XDIST := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: venv test test-fast demo bench clean
 
@@ -19,10 +24,10 @@ $(VENV)/.installed: setup.py
 venv: $(VENV)/.installed
 
 test: venv
-	$(PY) -m pytest -ra --durations=10 $(PYTEST_ARGS) tests
+	$(PY) -m pytest -ra --durations=10 $(XDIST) $(PYTEST_ARGS) tests
 
 test-fast: venv
-	$(PY) -m pytest -ra --durations=10 -m "not slow" $(PYTEST_ARGS) tests
+	$(PY) -m pytest -ra --durations=10 -m "not slow" $(XDIST) $(PYTEST_ARGS) tests
 
 demo: venv
 	$(VENV)/bin/smaformer demo --out smaformer_demo

@@ -28,7 +28,7 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "medpy"],
+        "test": ["pytest", "pytest-timeout", "pytest-xdist", "filelock", "medpy"],
     },
     entry_points={
         "console_scripts": [

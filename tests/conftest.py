@@ -1,32 +1,67 @@
-"""Shared fixtures: official-layout Swin-T checkpoints built from a random timm model."""
+"""Shared fixtures: official-layout Swin-T checkpoints built from a random timm model, the tiny CT dataset and the
+models trained on it. Under pytest-xdist (``make test TEST_WORKERS=N``), what several test files read is built once per run
+(:mod:`shared`), and the test files that take longest are handed out first."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
+from shared import build_once, once
 from swin_checkpoints import official_swin_t_state_dict, write_hf_cache
 
-FIGURES = pytest.StashKey[list]()
+#: Test files in the order they start, before the others (in file name order): the longest first, so that two
+#: workers end at about the same time instead of one of them starting the demo near the end, and files that build
+#: nothing shared (whole_slice, conversion) between those that need the shared models, so that a worker seldom
+#: waits for another's build.
+FIRST_FILES = ("test_demo.py", "test_benchmark_scale.py", "test_compile_amp.py", "test_compare.py",
+               "test_whole_slice.py", "test_conversion.py", "test_trainer_cli.py", "test_finetune.py",
+               "test_ensemble.py", "test_benchmark_network.py")
+
+
+class Figures:
+    """Measured figures (accuracy, time) printed at the end of the run even when the tests pass, so that a suite's
+    log keeps what its full-size runs measured. A line travels in the report of the test phase that recorded it,
+    which pytest-xdist's workers send to the main process, where the reports are read."""
+
+    def __init__(self) -> None:
+        self.pending: list = []
+        self.lines: list = []
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        outcome.get_result().user_properties.extend(("figure", line) for line in self.pending)
+        self.pending.clear()
+
+    def pytest_runtest_logreport(self, report):
+        self.lines.extend(value for key, value in report.user_properties if key == "figure")
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.lines:
+            terminalreporter.section("figures measured by this run")
+            for line in self.lines:
+                terminalreporter.write_line(line)
 
 
 def pytest_configure(config):
-    config.stash[FIGURES] = []
+    config.pluginmanager.register(Figures(), "smaformer_figures")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        name = item.path.name
+        return FIRST_FILES.index(name) if name in FIRST_FILES else len(FIRST_FILES)
+
+    items.sort(key=rank)  # stable: each file's tests keep their order
 
 
 @pytest.fixture(scope="session")
 def record_figure(pytestconfig):
-    """``record_figure(line)``: a measured figure (accuracy, time) printed at the end of the run even when
-    the test passes, so that a suite's log keeps what its full-size runs measured."""
-    return pytestconfig.stash[FIGURES].append
-
-
-def pytest_terminal_summary(terminalreporter, config):
-    if config.stash[FIGURES]:
-        terminalreporter.section("figures measured by this run")
-        for line in config.stash[FIGURES]:
-            terminalreporter.write_line(line)
+    """``record_figure(line)``: a figure for the end of the run's log (:class:`Figures`)."""
+    return pytestconfig.pluginmanager.get_plugin("smaformer_figures").pending.append
 
 
 @pytest.fixture(scope="session")
@@ -55,23 +90,48 @@ def smaformer_bin() -> str:
 @pytest.fixture(scope="session")
 def ct(tmp_path_factory):
     """nnU-Net folders with Dataset501_TinyCT: 5 CT cases (8 x 64 x 64, 0.8 x 0.8 x 3 mm), 3 labels,
-    planned and preprocessed for 2d. Returns the environment for the nnUNetv2_* subprocesses."""
+    planned and preprocessed for 2d, with nnU-Net's 5-fold split written (as its first training would write it,
+    but before trainings of several workers start at once). Returns the environment for the nnUNetv2_* subprocesses."""
     from nnunet_cli import nnunet_env, plan_and_preprocess
     from synthetic import write_dataset
 
-    env = nnunet_env(tmp_path_factory.mktemp("nnunet_ct"))
-    write_dataset(Path(env["nnUNet_raw"]), 501, "TinyCT", num_cases=5, num_labels=3)
-    plan_and_preprocess(env, 501)
-    return env
+    def build(root: Path) -> None:
+        from nnunetv2.utilities.crossval_split import generate_crossval_split
+
+        env = nnunet_env(root)
+        write_dataset(Path(env["nnUNet_raw"]), 501, "TinyCT", num_cases=5, num_labels=3)
+        plan_and_preprocess(env, 501)
+        cases = sorted(p.name[: -len("_0000.nii.gz")]
+                       for p in (Path(env["nnUNet_raw"]) / "Dataset501_TinyCT" / "imagesTr").iterdir())
+        splits = generate_crossval_split(cases, seed=12345, n_splits=5)
+        (Path(env["nnUNet_preprocessed"]) / "Dataset501_TinyCT" / "splits_final.json").write_text(json.dumps(splits))
+
+    return nnunet_env(build_once(tmp_path_factory, "nnunet_ct", build))
+
+
+def _trained(tmp_path_factory, env, dataset_id: int, trainer: str, *extra: str) -> Path:
+    """``nnUNetv2_train DATASET 2d 0 -tr TRAINER`` on the CPU, once per run; its model folder."""
+    from nnunet_cli import model_folder, run
+
+    once(tmp_path_factory, f"trained_{dataset_id}_{trainer}",
+         lambda: run(["nnUNetv2_train", str(dataset_id), "2d", "0", "-tr", trainer, "-device", "cpu", *extra], env))
+    dataset = next(Path(env["nnUNet_preprocessed"]).glob(f"Dataset{dataset_id:03d}_*")).name
+    return model_folder(env, dataset, trainer)
 
 
 @pytest.fixture(scope="session")
-def smoke_model(ct) -> Path:
-    """SMAFormerV2 trained on Dataset501 fold 0 with the smoke trainer; its model folder."""
-    from nnunet_cli import SMOKE, model_folder, run
+def smoke_model(tmp_path_factory, ct) -> Path:
+    """SMAFormerV2 trained on Dataset501 fold 0 with the smoke trainer, its validation probabilities kept (--npz,
+    for ensembling); its model folder. Tests only read it."""
+    from nnunet_cli import SMOKE
 
-    run(["nnUNetv2_train", "501", "2d", "0", "-tr", SMOKE, "-device", "cpu"], ct)
-    return model_folder(ct, "Dataset501_TinyCT", SMOKE)
+    return _trained(tmp_path_factory, ct, 501, SMOKE, "--npz")
+
+
+@pytest.fixture(scope="session")
+def stock_model(tmp_path_factory, ct) -> Path:
+    """Stock nnU-Net (its smoke-sized test trainer) trained on Dataset501 fold 0 with --npz; its model folder."""
+    return _trained(tmp_path_factory, ct, 501, "nnUNetTrainer_compareTest", "--npz")
 
 
 @pytest.fixture(scope="session")
@@ -80,11 +140,14 @@ def smoke_prediction(ct, smoke_model, tmp_path_factory) -> dict:
     image and the output folder, shared by the tests that only read them."""
     from nnunet_cli import SMOKE, predict
 
-    root = tmp_path_factory.mktemp("smoke_prediction")
     source = Path(ct["nnUNet_raw"]) / "Dataset501_TinyCT" / "imagesTr" / "case_001_0000.nii.gz"
-    (root / "in").mkdir()
-    (root / "in" / source.name).symlink_to(source)
-    predict(ct, root / "in", root / "out", 501, SMOKE, "--save_probabilities")
+
+    def build(root: Path) -> None:
+        (root / "in").mkdir()
+        (root / "in" / source.name).symlink_to(source)
+        predict(ct, root / "in", root / "out", 501, SMOKE, "--save_probabilities")
+
+    root = build_once(tmp_path_factory, "smoke_prediction", build)
     return {"source": source, "inputs": root / "in", "out": root / "out", "case": "case_001"}
 
 
@@ -129,15 +192,23 @@ def finetuned(tmp_path_factory, hf_home):
     from synthetic import write_dataset
 
     trainer = "nnUNetTrainerSMAFormerV2_smokeImageNet"
-    env = nnunet_env(tmp_path_factory.mktemp("nnunet_finetune"))
-    mri = {"channel_names": ("T1", "T2"), "shape": (6, 64, 96), "spacing_xyz": (1.0, 1.0, 4.0)}
-    write_dataset(Path(env["nnUNet_raw"]), 511, "Four", num_cases=5, num_labels=4, seed=2, **mri)
-    write_dataset(Path(env["nnUNet_raw"]), 512, "Nine", num_cases=5, num_labels=9, seed=3, **mri)
-    run(["nnUNetv2_plan_and_preprocess", "-d", "511", "512", "-c", "2d", "-np", "1", "--verify_dataset_integrity"],
-        env)
-    run(["nnUNetv2_train", "511", "2d", "0", "-tr", trainer, "-device", "cpu"], {**env, "HF_HOME": str(hf_home[0])})
-    source = model_folder(env, "Dataset511_Four", trainer) / "fold_0" / "checkpoint_final.pth"
-    env["HF_HOME"] = str(tmp_path_factory.mktemp("hf_home_empty"))
-    result = run(["nnUNetv2_train", "512", "2d", "0", "-tr", trainer, "-device", "cpu", "--npz",
-                  "-pretrained_weights", source], env)
-    return {"env": env, "source": source, "finetune_stdout": result.stdout}
+
+    def build(root: Path) -> None:
+        env = nnunet_env(root / "nnunet")
+        mri = {"channel_names": ("T1", "T2"), "shape": (6, 64, 96), "spacing_xyz": (1.0, 1.0, 4.0)}
+        write_dataset(Path(env["nnUNet_raw"]), 511, "Four", num_cases=5, num_labels=4, seed=2, **mri)
+        write_dataset(Path(env["nnUNet_raw"]), 512, "Nine", num_cases=5, num_labels=9, seed=3, **mri)
+        run(["nnUNetv2_plan_and_preprocess", "-d", "511", "512", "-c", "2d", "-np", "1",
+             "--verify_dataset_integrity"], env)
+        run(["nnUNetv2_train", "511", "2d", "0", "-tr", trainer, "-device", "cpu"],
+            {**env, "HF_HOME": str(hf_home[0])})
+        source = model_folder(env, "Dataset511_Four", trainer) / "fold_0" / "checkpoint_final.pth"
+        (root / "hf_home_empty").mkdir()
+        result = run(["nnUNetv2_train", "512", "2d", "0", "-tr", trainer, "-device", "cpu", "--npz",
+                      "-pretrained_weights", source], {**env, "HF_HOME": str(root / "hf_home_empty")})
+        (root / "finetune_stdout.txt").write_text(result.stdout)
+
+    root = build_once(tmp_path_factory, "finetuned", build)
+    env = {**nnunet_env(root / "nnunet"), "HF_HOME": str(root / "hf_home_empty")}
+    return {"env": env, "source": model_folder(env, "Dataset511_Four", trainer) / "fold_0" / "checkpoint_final.pth",
+            "finetune_stdout": (root / "finetune_stdout.txt").read_text()}

@@ -14,19 +14,13 @@ from typing import Dict, List
 import pytest
 import torch
 
-from nnunet_cli import BIN, SMOKE, model_folder, run
+from nnunet_cli import BIN, SMOKE, run
 from nnunetv2_smaformer.comparison.model_folder import find_benchmark_results, inspect_model_folder, read_timing_file
 from nnunetv2_smaformer.errors import SMAFormerError
 
 STOCK = "nnUNetTrainer_compareTest"
 DATASET = "Dataset501_TinyCT"
 ORGANS = ["organ1", "organ2", "organ3"]
-
-
-@pytest.fixture(scope="module")
-def stock_model(ct) -> Path:
-    run(["nnUNetv2_train", "501", "2d", "0", "-tr", STOCK, "-device", "cpu"], ct)
-    return model_folder(ct, DATASET, STOCK)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -62,12 +63,16 @@ def test_predict_keeps_geometry(smoke_prediction):
     assert set(np.unique(sitk.GetArrayFromImage(prediction))) <= {0, 1, 2, 3}
 
 
-def test_validation_only_reruns_validation(ct, smoke_model):
-    fold = smoke_model / "fold_0"
+def test_validation_only_reruns_validation(ct, smoke_model, tmp_path):
+    # --val rewrites the fold's validation folder, which other tests read: on a copy of the model folder.
+    env = {**ct, "nnUNet_results": str(tmp_path / "results")}
+    copy = model_folder(env, "Dataset501_TinyCT", SMOKE)
+    shutil.copytree(smoke_model, copy)
+    fold = copy / "fold_0"
     summary = fold / "validation" / "summary.json"
     before, before_mtime = json.loads(summary.read_text()), summary.stat().st_mtime_ns
     checkpoint = (fold / "checkpoint_final.pth").read_bytes()
-    run(["nnUNetv2_train", "501", "2d", "0", "-tr", SMOKE, "-device", "cpu", "--val"], ct)
+    run(["nnUNetv2_train", "501", "2d", "0", "-tr", SMOKE, "-device", "cpu", "--val"], env)
     after = json.loads(summary.read_text())
     assert summary.stat().st_mtime_ns > before_mtime
     # Validated again on the fold's validation cases with the trained weights, which stay untouched:
