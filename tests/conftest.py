@@ -1,6 +1,6 @@
 """Shared fixtures: official-layout Swin-T checkpoints built from a random timm model, the tiny CT dataset and the
-models trained on it. Under pytest-xdist (``make test TEST_WORKERS=N``), what several test files read is built once per run
-(:mod:`shared`), and the test files that take longest are handed out first."""
+models trained on it. What several test files read is built once per run, also under pytest-xdist
+(``make test TEST_WORKERS=N``, :mod:`shared`), and the test files that take longest start first."""
 from __future__ import annotations
 
 import json
