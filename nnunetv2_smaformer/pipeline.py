@@ -200,6 +200,21 @@ def plan_and_preprocess(env: Mapping[str, str], dataset_id: int, log_file: Path,
                        "-np", str(num_processes), "--verify_dataset_integrity"], env, log_file, label="plan")
 
 
+def linked_model_copy(model: Path, copy: Path) -> Path:
+    """``copy``: a new copy of the model folder ``model`` whose files (plans, dataset.json) are copied and whose
+    folders (the folds, with checkpoints of hundreds of MB) are linked; replaces what was at ``copy``. What nnU-Net
+    writes at the model folder's level (plans changed for a run, cross-validation results) stays out of ``model``."""
+    if copy.exists():
+        shutil.rmtree(copy)
+    copy.mkdir(parents=True)
+    for item in model.iterdir():
+        if item.is_dir():
+            (copy / item.name).symlink_to(item.resolve(), target_is_directory=True)
+        else:
+            shutil.copy(item, copy / item.name)
+    return copy
+
+
 def peak_rss_mib() -> float:
     """Peak resident set size of this process in MiB.
 

@@ -3,13 +3,13 @@ trained on Dataset501 with their validation probabilities (--npz) that the other
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from nnunet_cli import SMOKE, predict, run
+from nnunetv2_smaformer.pipeline import linked_model_copy
 
 STOCK = "nnUNetTrainer_compareTest"  # stock nnU-Net, smoke-sized (the `stock_model` fixture)
 
@@ -20,12 +20,7 @@ def test_find_best_configuration_then_ensemble_predictions(ct, smoke_model, stoc
     env = {**ct, "nnUNet_results": str(tmp_path / "results")}
     results = Path(env["nnUNet_results"]) / "Dataset501_TinyCT"
     for model in (smoke_model, stock_model):
-        (results / model.name).mkdir(parents=True)
-        for item in model.iterdir():
-            if item.is_dir():
-                (results / model.name / item.name).symlink_to(item, target_is_directory=True)
-            else:
-                shutil.copy(item, results / model.name / item.name)
+        linked_model_copy(model, results / model.name)
 
     result = run(["nnUNetv2_find_best_configuration", "501", "-c", "2d", "-tr", SMOKE, STOCK, "-f", "0",
                   "-np", "1"], env)

@@ -37,8 +37,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from nnunetv2_smaformer.errors import SMAFormerError
 from nnunetv2_smaformer.network.stride import NETWORK_STRIDE, round_up_to_stride
-from nnunetv2_smaformer.pipeline import (Stages, console_script, nnunet_environment, plan_and_preprocess, run_logged,
-                                         run_worker, write_phantom_dataset)
+from nnunetv2_smaformer.pipeline import (Stages, console_script, linked_model_copy, nnunet_environment,
+                                         plan_and_preprocess, run_logged, run_worker, write_phantom_dataset)
 from nnunetv2_smaformer.planning import DEFAULT_NAME as WHOLE_SLICE
 from nnunetv2_smaformer.synapse import SYNAPSE_MIN_SLICES, SYNAPSE_SLICE_SIZE, SYNAPSE_SPACING, TEST_CASES, TRAIN_CASES
 
@@ -208,19 +208,8 @@ def _write_slabs(volumes: Sequence[Path], slices: int, folder: Path) -> Path:
 
 
 def _whole_slice_model(model: Path, configuration: str, side: int) -> Path:
-    """A copy of ``model`` (a model folder) whose plans predict with a ``side`` x ``side`` patch.
-
-    The fold folders (checkpoints of hundreds of MB) are linked, not copied.
-    """
-    copy = model.parent / f"{model.name}__patch{side}"
-    if copy.exists():
-        shutil.rmtree(copy)
-    copy.mkdir()
-    for item in model.iterdir():
-        if item.is_dir():
-            (copy / item.name).symlink_to(item.resolve(), target_is_directory=True)
-        else:
-            shutil.copy(item, copy / item.name)
+    """A copy of ``model`` (a model folder, its folds linked) whose plans predict with a ``side`` x ``side`` patch."""
+    copy = linked_model_copy(model, model.parent / f"{model.name}__patch{side}")
     plans_path = copy / "plans.json"
     plans = json.loads(plans_path.read_text())
     plans["configurations"][configuration]["patch_size"] = [side, side]
