@@ -195,9 +195,12 @@ def write_phantom_dataset(env: Mapping[str, str], dataset_id: int, work: Path, *
 
 def plan_and_preprocess(env: Mapping[str, str], dataset_id: int, log_file: Path, num_processes: int = 2,
                         configuration: str = "2d") -> RunRecord:
-    """``nnUNetv2_plan_and_preprocess -d ID -c CONFIGURATION --verify_dataset_integrity``."""
+    """``nnUNetv2_plan_and_preprocess -d ID -c CONFIGURATION --verify_dataset_integrity`` with ``num_processes``
+    for the fingerprint as for the preprocessing (nnU-Net's ``-npfp`` is 8 whatever the machine; on 2 cores, 8
+    spawned workers cost more start-up than they save)."""
     return run_logged([console_script("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", configuration,
-                       "-np", str(num_processes), "--verify_dataset_integrity"], env, log_file, label="plan")
+                       "-np", str(num_processes), "-npfp", str(num_processes), "--verify_dataset_integrity"],
+                      env, log_file, label="plan")
 
 
 def linked_model_copy(model: Path, copy: Path) -> Path:

@@ -188,7 +188,7 @@ def finetuned(tmp_path_factory, hf_home):
     cache (offline), so any ImageNet initialisation there would stop it. Returns the environment, the
     source checkpoint and the fine-tuning's stdout.
     """
-    from nnunet_cli import model_folder, nnunet_env, run
+    from nnunet_cli import model_folder, nnunet_env, plan_and_preprocess, run
     from synthetic import write_dataset
 
     trainer = "nnUNetTrainerSMAFormerV2_smokeImageNet"
@@ -198,8 +198,7 @@ def finetuned(tmp_path_factory, hf_home):
         mri = {"channel_names": ("T1", "T2"), "shape": (6, 64, 96), "spacing_xyz": (1.0, 1.0, 4.0)}
         write_dataset(Path(env["nnUNet_raw"]), 511, "Four", num_cases=5, num_labels=4, seed=2, **mri)
         write_dataset(Path(env["nnUNet_raw"]), 512, "Nine", num_cases=5, num_labels=9, seed=3, **mri)
-        run(["nnUNetv2_plan_and_preprocess", "-d", "511", "512", "-c", "2d", "-np", "1",
-             "--verify_dataset_integrity"], env)
+        plan_and_preprocess(env, 511, 512)
         run(["nnUNetv2_train", "511", "2d", "0", "-tr", trainer, "-device", "cpu"],
             {**env, "HF_HOME": str(hf_home[0])})
         source = model_folder(env, "Dataset511_Four", trainer) / "fold_0" / "checkpoint_final.pth"

@@ -101,5 +101,8 @@ def trainer_in_process(env: Dict[str, str], monkeypatch, dataset: str, trainer: 
     return get_trainer_from_args(dataset, configuration, fold, trainer, device=torch.device("cpu"))
 
 
-def plan_and_preprocess(env: Dict[str, str], dataset_id: int) -> None:
-    run(["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", "2d", "-np", "1", "--verify_dataset_integrity"], env)
+def plan_and_preprocess(env: Dict[str, str], *dataset_ids: int) -> None:
+    """``nnUNetv2_plan_and_preprocess`` of ``2d`` with one worker process for the fingerprint and one for the
+    preprocessing (nnU-Net's fingerprint default is 8 spawned processes, each importing torch again)."""
+    run(["nnUNetv2_plan_and_preprocess", "-d", *dataset_ids, "-c", "2d", "-np", "1", "-npfp", "1",
+         "--verify_dataset_integrity"], env)
