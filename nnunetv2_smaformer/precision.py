@@ -11,7 +11,8 @@ machine without nnU-Net's training stack.
   (nnU-Net's validation and predictor autocast to fp16 on CUDA; the network switches to a safe dtype itself).
 * :func:`backward_and_step`: backward, gradient clipping and the optimiser step of one training step, skipped when
   the loss or the gradient norm is not finite; :class:`NonFiniteGuard` counts such steps, restores what the forward
-  pass changed (BatchNorm statistics) and stops a run of them with :class:`~nnunetv2_smaformer.errors.NonFiniteTrainingError`.
+  pass changed (BatchNorm statistics) and stops a run of them with
+  :class:`~nnunetv2_smaformer.errors.NonFiniteTrainingError`.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from torch import nn
 from nnunetv2_smaformer.errors import NonFiniteTrainingError
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+#: The gradient-norm threshold of a training step (the original's): the trainer's default, benchmark-network's step.
+GRAD_CLIP_NORM = 1.0
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 
@@ -157,10 +160,11 @@ class NonFiniteGuard:
         self.total_skipped += 1
         if self.consecutive >= self.max_consecutive:
             raise NonFiniteTrainingError(
-                f"training stopped at epoch {epoch}, step {step} of the epoch: {self.consecutive} consecutive training "
-                f"steps had a non-finite loss or gradients under {self.precision.name} precision ({self.precision.reason}); "
-                "no weight was changed by them. Try -tr nnUNetTrainerSMAFormerV2_fp32 (no autocast) or a lower learning "
-                "rate (a variant with a smaller initial_lr_adamw), and check the data for NaN or extreme values.")
+                f"training stopped at epoch {epoch}, step {step} of the epoch: {self.consecutive} consecutive "
+                f"training steps had a non-finite loss or gradients under {self.precision.name} precision "
+                f"({self.precision.reason}); no weight was changed by them. Try -tr nnUNetTrainerSMAFormerV2_fp32 "
+                "(no autocast) or a lower learning rate (a variant with a smaller initial_lr_adamw), and check the "
+                "data for NaN or extreme values.")
 
 
 def non_finite_tensors(state: dict) -> List[str]:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnunetv2_smaformer.precision import backward_and_step
+from nnunetv2_smaformer.precision import GRAD_CLIP_NORM, backward_and_step
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +199,8 @@ class StepRunner:
                 self.loss_fn = deep_supervision_loss(len(outputs))
                 self.targets = _targets(outputs, self.num_classes, self.generator)
             loss = self.loss_fn(outputs, self.targets)
-        if not backward_and_step(loss, self.model.parameters(), self.optimizer, self.grad_scaler, clip_norm=1.0):
+        if not backward_and_step(loss, self.model.parameters(), self.optimizer, self.grad_scaler,
+                                  clip_norm=GRAD_CLIP_NORM):
             self.result.nonfinite_steps += 1
 
     def _inference_batch(self) -> None:

@@ -48,8 +48,9 @@ from nnunetv2_smaformer.pretrained.swin import (
     swin_weights,
 )
 from nnunetv2_smaformer.training.lr_scheduler import WarmupCosineLRScheduler
-from nnunetv2_smaformer.precision import (NonFiniteGuard, backward_and_step, inference_autocast_dtypes,
-                                                   non_finite_tensors, resolve_precision, training_autocast_dtypes)
+from nnunetv2_smaformer.precision import (GRAD_CLIP_NORM, NonFiniteGuard, backward_and_step,
+                                          inference_autocast_dtypes, non_finite_tensors, resolve_precision,
+                                          training_autocast_dtypes)
 from nnunetv2_smaformer.training.whole_slice import whole_slice_loaders
 
 PATCH_SIZE: Tuple[int, int] = (256, 256)
@@ -111,7 +112,8 @@ class TrainingBudget:
             self.num_val_iterations_per_epoch = self.val_iterations_per_epoch
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
-        rotation, dummy_2d, initial_patch_size, mirror_axes = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        rotation, dummy_2d, initial_patch_size, mirror_axes = (
+            super().configure_rotation_dummyDA_mirroring_and_inital_patch_size())
         if not self.mirroring:
             mirror_axes = self.inference_allowed_mirroring_axes = None
         return rotation, dummy_2d, initial_patch_size, mirror_axes
@@ -131,7 +133,7 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
     initial_lr_adamw: ClassVar[float] = 3e-4
     adamw_weight_decay: ClassVar[float] = 1e-2
     warmup_fraction: ClassVar[float] = 0.02
-    grad_clip_norm: ClassVar[float] = 1.0
+    grad_clip_norm: ClassVar[float] = GRAD_CLIP_NORM
     #: ``"auto"`` (CUDA: bf16 autocast where the device supports it, else fp16 with nnU-Net's GradScaler; the CPU:
     #: fp32), ``"bf16"``, ``"fp16"`` (nnU-Net's own behaviour) or ``"fp32"`` (no autocast).
     precision: ClassVar[str] = "auto"
