@@ -16,8 +16,9 @@ from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import
 from nnunetv2_smaformer.training.trainer import TrainingBudget
 from nnunetv2_smaformer.training.variants import nnUNetTrainerSMAFormerV2_noPretrain
 
-#: The demo's promise: each method reaches at least this mean DSC on the phantom's test cases; below it,
-#: ``smaformer demo`` warns that the budget was too short for the machine or phantom.
+#: What the demo's budget is meant to give each method on the phantom's test cases: below this mean DSC,
+#: ``smaformer demo`` warns that the budget was too short for the machine or phantom (a method that learned most
+#: organs but missed the smallest ones in that run).
 DEMO_MIN_MEAN_DSC = 0.7
 
 
