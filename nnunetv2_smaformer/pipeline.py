@@ -5,7 +5,8 @@ that the demo, the Synapse-scale benchmark, the network side-by-side, the benchm
 * :func:`nnunet_environment` is the environment for nnU-Net folders inside an output folder;
 * :func:`run_logged` runs a command with its whole output in a log file and returns its wall time and the
   peak resident memory of its largest process (:class:`RunRecord`); :class:`Stages` times named stages;
-* :func:`write_phantom_dataset` and :func:`plan_and_preprocess`: phantom -> nnU-Net dataset -> plans;
+* :func:`write_phantom_dataset` and :func:`plan_and_preprocess` (:func:`plan_and_preprocess_command`):
+  phantom -> nnU-Net dataset -> plans;
 * :func:`run_worker` / :func:`worker_main`: the worker-process protocol (``python -m MODULE SPEC.json
   RESULT.json``) that measures one thing in a fresh process, and :func:`peak_rss_mib` of such a process.
 
@@ -25,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from nnunetv2_smaformer.errors import SMAFormerError
 from nnunetv2_smaformer.nnunet_env import (EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES, datasets_using_id,
@@ -193,14 +194,21 @@ def write_phantom_dataset(env: Mapping[str, str], dataset_id: int, work: Path, *
     return name, Path(env["nnUNet_raw"]) / name
 
 
+def plan_and_preprocess_command(dataset_ids: Sequence[int], num_processes: int = 2,
+                                configuration: str = "2d") -> List[str]:
+    """``nnUNetv2_plan_and_preprocess -d IDS -c CONFIGURATION --verify_dataset_integrity`` with ``num_processes``
+    for the fingerprint as for the preprocessing (nnU-Net's ``-npfp`` is 8 whatever the machine; on 2 cores, 8
+    spawned workers cost more start-up than they save). The first item is the console script's name
+    (:func:`console_script` finds it)."""
+    return ["nnUNetv2_plan_and_preprocess", "-d", *map(str, dataset_ids), "-c", configuration,
+            "-np", str(num_processes), "-npfp", str(num_processes), "--verify_dataset_integrity"]
+
+
 def plan_and_preprocess(env: Mapping[str, str], dataset_id: int, log_file: Path, num_processes: int = 2,
                         configuration: str = "2d") -> RunRecord:
-    """``nnUNetv2_plan_and_preprocess -d ID -c CONFIGURATION --verify_dataset_integrity`` with ``num_processes``
-    for the fingerprint as for the preprocessing (nnU-Net's ``-npfp`` is 8 whatever the machine; on 2 cores, 8
-    spawned workers cost more start-up than they save)."""
-    return run_logged([console_script("nnUNetv2_plan_and_preprocess"), "-d", str(dataset_id), "-c", configuration,
-                       "-np", str(num_processes), "-npfp", str(num_processes), "--verify_dataset_integrity"],
-                      env, log_file, label="plan")
+    """:func:`plan_and_preprocess_command` of one dataset, logged into ``log_file``."""
+    script, *args = plan_and_preprocess_command([dataset_id], num_processes, configuration)
+    return run_logged([console_script(script), *args], env, log_file, label="plan")
 
 
 def linked_model_copy(model: Path, copy: Path) -> Path:

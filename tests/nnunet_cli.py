@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 from nnunetv2_smaformer.nnunet_env import EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES
-from nnunetv2_smaformer.pipeline import console_script, nnunet_environment
+from nnunetv2_smaformer.pipeline import console_script, nnunet_environment, plan_and_preprocess_command
 
 BIN = Path(sys.executable).parent
 EXT_TRAINERS = Path(__file__).parent / "ext_trainers"
@@ -102,7 +102,6 @@ def trainer_in_process(env: Dict[str, str], monkeypatch, dataset: str, trainer: 
 
 
 def plan_and_preprocess(env: Dict[str, str], *dataset_ids: int) -> None:
-    """``nnUNetv2_plan_and_preprocess`` of ``2d`` with one worker process for the fingerprint and one for the
-    preprocessing (nnU-Net's fingerprint default is 8 spawned processes, each importing torch again)."""
-    run(["nnUNetv2_plan_and_preprocess", "-d", *dataset_ids, "-c", "2d", "-np", "1", "-npfp", "1",
-         "--verify_dataset_integrity"], env)
+    """``nnUNetv2_plan_and_preprocess`` of ``2d`` (:func:`~nnunetv2_smaformer.pipeline.plan_and_preprocess_command`)
+    with one worker process for the fingerprint and one for the preprocessing."""
+    run(plan_and_preprocess_command(dataset_ids, num_processes=1), env)

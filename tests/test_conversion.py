@@ -28,6 +28,7 @@ from nnunetv2_smaformer.conversion.phantom import PhantomCase, make_phantom
 from nnunetv2_smaformer.conversion.btcv import scan as scan_btcv
 from nnunetv2_smaformer.conversion.sources import detect_layout
 from nnunetv2_smaformer.errors import ConversionError
+from nnunetv2_smaformer.pipeline import plan_and_preprocess_command
 
 SIZE, SLICES, SEED = 32, 6, 3
 # The benchmark's BTCV -> 8-organ mapping, written out here so the tests do not trust the package's own table.
@@ -209,9 +210,9 @@ def test_nnunet_plan_and_preprocess_verifies_the_output(
     run = full_btcv if which == "btcv" else full_transunet
     assert run["result"].returncode == 0  # type: ignore[union-attr]
     env = run["env"]
+    script, *args = plan_and_preprocess_command([run["id"]], num_processes=1)  # type: ignore[arg-type]
     result = subprocess.run(
-        [console_script("nnUNetv2_plan_and_preprocess"), "-d", str(run["id"]), "-c", "2d",
-         "--verify_dataset_integrity", "-npfp", "1", "-np", "1", "--no_pbar"],
+        [console_script(script), *args, "--no_pbar"],
         env=env, capture_output=True, text=True, timeout=300,
     )
     output = result.stdout + result.stderr
