@@ -135,20 +135,37 @@ def stock_model(tmp_path_factory, ct) -> Path:
 
 
 @pytest.fixture(scope="session")
-def smoke_prediction(ct, smoke_model, tmp_path_factory) -> dict:
-    """``nnUNetv2_predict`` of the smoke model for Dataset501's case_001, with class probabilities: the source
-    image and the output folder, shared by the tests that only read them."""
-    from nnunet_cli import SMOKE, predict
+def predictions(ct, smoke_model, stock_model, tmp_path_factory) -> dict:
+    """Dataset501's fold-0 validation cases predicted by both shared models with ``nnUNetv2_predict``
+    (``--save_probabilities``; the two runs in parallel), for the tests that only read them: the input folder, each
+    trainer's output folder and the cases."""
+    from nnunet_cli import SMOKE, predict_in_parallel
 
-    source = Path(ct["nnUNet_raw"]) / "Dataset501_TinyCT" / "imagesTr" / "case_001_0000.nii.gz"
+    raw = Path(ct["nnUNet_raw"]) / "Dataset501_TinyCT" / "imagesTr"
+    splits = json.loads((Path(ct["nnUNet_preprocessed"]) / "Dataset501_TinyCT" / "splits_final.json").read_text())
+    cases = sorted(splits[0]["val"])
+    trainers = (SMOKE, "nnUNetTrainer_compareTest")
 
     def build(root: Path) -> None:
-        (root / "in").mkdir()
-        (root / "in" / source.name).symlink_to(source)
-        predict(ct, root / "in", root / "out", 501, SMOKE, "--save_probabilities")
+        (root / "images").mkdir()
+        for case in cases:
+            (root / "images" / f"{case}_0000.nii.gz").symlink_to(raw / f"{case}_0000.nii.gz")
+        predict_in_parallel(ct, root / "images", {trainer: root / trainer for trainer in trainers}, 501,
+                            "--save_probabilities")
 
-    root = build_once(tmp_path_factory, "smoke_prediction", build)
-    return {"source": source, "inputs": root / "in", "out": root / "out", "case": "case_001"}
+    root = build_once(tmp_path_factory, "predictions", build)
+    return {"images": root / "images", "cases": cases, **{trainer: root / trainer for trainer in trainers}}
+
+
+@pytest.fixture(scope="session")
+def smoke_prediction(predictions) -> dict:
+    """The smoke model's prediction of one case (:func:`predictions`), with class probabilities: the source image,
+    the input folder, the output folder and the case."""
+    from nnunet_cli import SMOKE
+
+    case = predictions["cases"][0]
+    return {"source": predictions["images"] / f"{case}_0000.nii.gz", "inputs": predictions["images"],
+            "out": predictions[SMOKE], "case": case}
 
 
 @pytest.fixture(scope="session")

@@ -82,8 +82,30 @@ def predict(env: Dict[str, str], images: Path, out: Path, dataset_id: int, train
             configuration: str = "2d") -> subprocess.CompletedProcess:
     """``nnUNetv2_predict`` of fold 0 on the CPU with one preprocessing and one export process (on 2 cores the
     default 3 + 3 worker processes cost more start-up than they save)."""
-    return run(["nnUNetv2_predict", "-i", images, "-o", out, "-d", dataset_id, "-c", configuration, "-f", "0",
-                "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1", *extra], env)
+    return run(["nnUNetv2_predict", *_predict_args(images, out, dataset_id, trainer, configuration, extra)], env)
+
+
+def _predict_args(images: Path, out: Path, dataset_id: int, trainer: str, configuration: str,
+                  extra: Sequence[object]) -> list:
+    return ["-i", images, "-o", out, "-d", dataset_id, "-c", configuration, "-f", "0", "-tr", trainer,
+            "-device", "cpu", "-npp", "1", "-nps", "1", *extra]
+
+
+def predict_in_parallel(env: Dict[str, str], images: Path, outputs: Dict[str, Path], dataset_id: int,
+                        *extra: object) -> None:
+    """:func:`predict` of ``images`` by several trainers' models at once (``outputs``: trainer -> output folder):
+    one nnUNetv2_predict process each, started together, so that one's start-up overlaps another's work."""
+    commands = {trainer: [console_script("nnUNetv2_predict"), *map(str, _predict_args(images, out, dataset_id,
+                                                                                          trainer, "2d", extra))]
+                for trainer, out in outputs.items()}
+    processes = {trainer: subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for trainer, cmd in commands.items()}
+    failed = []
+    for trainer, process in processes.items():
+        output, _ = process.communicate(timeout=900)
+        if process.returncode != 0:
+            failed.append(f"{' '.join(commands[trainer])} exited {process.returncode}\n{output[-3000:]}")
+    assert not failed, "\n".join(failed)
 
 
 def trainer_in_process(env: Dict[str, str], monkeypatch, dataset: str, trainer: str, configuration: str = "2d",

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import pytest
 import torch
 
-from nnunet_cli import BIN, SMOKE, run
+from nnunet_cli import SMOKE, run
 from nnunetv2_smaformer.comparison.model_folder import find_benchmark_results, inspect_model_folder, read_timing_file
 from nnunetv2_smaformer.errors import SMAFormerError
 
@@ -27,25 +26,6 @@ ORGANS = ["organ1", "organ2", "organ3"]
 def validation_cases(ct) -> List[str]:
     splits = json.loads((Path(ct["nnUNet_preprocessed"]) / DATASET / "splits_final.json").read_text())
     return sorted(splits[0]["val"])
-
-
-@pytest.fixture(scope="module")
-def predictions(ct, smoke_model, stock_model, validation_cases, tmp_path_factory) -> Dict[str, Path]:
-    """Fold-0 validation cases predicted by both models with nnUNetv2_predict (the two runs in parallel)."""
-    root = tmp_path_factory.mktemp("compare_predictions")
-    images = root / "images"
-    images.mkdir()
-    for case in validation_cases:
-        (images / f"{case}_0000.nii.gz").symlink_to(Path(ct["nnUNet_raw"]) / DATASET / "imagesTr" / f"{case}_0000.nii.gz")
-    processes = {}
-    for trainer in (SMOKE, STOCK):
-        cmd = [str(BIN / "nnUNetv2_predict"), "-i", str(images), "-o", str(root / trainer), "-d", "501", "-c", "2d",
-               "-f", "0", "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1"]
-        processes[trainer] = subprocess.Popen(cmd, env=ct, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for trainer, process in processes.items():
-        output, _ = process.communicate(timeout=600)
-        assert process.returncode == 0, f"nnUNetv2_predict -tr {trainer} failed:\n{output[-3000:]}"
-    return {"images": images, SMOKE: root / SMOKE, STOCK: root / STOCK}
 
 
 def compare_cmd(ct, *methods, out: Path, extra=()) -> List[str]:

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from nnunet_cli import SMOKE, predict, run
+from nnunet_cli import SMOKE, run
 from nnunetv2_smaformer.pipeline import linked_model_copy
 
 STOCK = "nnUNetTrainer_compareTest"  # stock nnU-Net, smoke-sized (the `stock_model` fixture)
 
 
-def test_find_best_configuration_then_ensemble_predictions(ct, smoke_model, stock_model, tmp_path):
+def test_find_best_configuration_then_ensemble_predictions(ct, smoke_model, stock_model, predictions, tmp_path):
     # nnU-Net writes its choice into the dataset's results folder and the cross-validation results into each model
     # folder, which other tests read: into copies of the model folders whose fold folders are linked.
     env = {**ct, "nnUNet_results": str(tmp_path / "results")}
@@ -34,25 +34,22 @@ def test_find_best_configuration_then_ensemble_predictions(ct, smoke_model, stoc
     assert "***All results:***" in result.stdout and "*Best*:" in result.stdout
     assert "nnUNetv2_predict" in (results / "inference_instructions.txt").read_text()
 
-    source = Path(env["nnUNet_raw"]) / "Dataset501_TinyCT" / "imagesTr" / "case_004_0000.nii.gz"
-    (tmp_path / "in").mkdir()
-    (tmp_path / "in" / source.name).symlink_to(source)
-    members = []
-    for trainer in (SMOKE, STOCK):
-        predict(env, tmp_path / "in", tmp_path / trainer, 501, trainer, "--save_probabilities")
-        members.append(tmp_path / trainer)
+    # The members: both models' predictions with class probabilities, shared with the other test files.
+    case = predictions["cases"][0]
+    source = predictions["images"] / f"{case}_0000.nii.gz"
+    members = [predictions[SMOKE], predictions[STOCK]]
     run(["nnUNetv2_ensemble", "-i", *members, "-o", tmp_path / "ensemble", "-np", "1"], env)
 
     image = sitk.ReadImage(str(source))
-    member = sitk.ReadImage(str(members[0] / "case_004.nii.gz"))
-    merged = sitk.ReadImage(str(tmp_path / "ensemble" / "case_004.nii.gz"))
+    member = sitk.ReadImage(str(members[0] / f"{case}.nii.gz"))
+    merged = sitk.ReadImage(str(tmp_path / "ensemble" / f"{case}.nii.gz"))
     for written in (member, merged):
         assert written.GetSize() == image.GetSize() == (64, 64, 8)
         assert np.allclose(written.GetSpacing(), image.GetSpacing())
         assert np.allclose(written.GetOrigin(), image.GetOrigin())
         assert set(np.unique(sitk.GetArrayFromImage(written))) <= set(range(4))
     # The ensemble is the arg-max of the members' mean class probabilities.
-    probabilities = [np.load(m / "case_004.npz")["probabilities"] for m in members]
+    probabilities = [np.load(m / f"{case}.npz")["probabilities"] for m in members]
     assert probabilities[0].shape == probabilities[1].shape == (4, *sitk.GetArrayFromImage(image).shape)
     expected = np.mean(probabilities, axis=0).argmax(0)
     assert np.array_equal(sitk.GetArrayFromImage(merged), expected)

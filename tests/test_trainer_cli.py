@@ -56,7 +56,8 @@ def test_training_writes_a_256_patch_smaformer_model(smoke_model):
 
 
 def test_predict_keeps_geometry(smoke_prediction):
-    prediction, image = read(smoke_prediction["out"] / "case_001.nii.gz"), read(smoke_prediction["source"])
+    case = smoke_prediction["case"]
+    prediction, image = read(smoke_prediction["out"] / f"{case}.nii.gz"), read(smoke_prediction["source"])
     assert prediction.GetSize() == image.GetSize()
     assert np.allclose(prediction.GetSpacing(), image.GetSpacing())
     assert np.allclose(prediction.GetOrigin(), image.GetOrigin())
@@ -93,8 +94,9 @@ def test_export_install_predict_roundtrip(ct, smoke_model, smoke_prediction, tmp
     assert (model_folder(other, "Dataset501_TinyCT", SMOKE) / "fold_0" / "checkpoint_final.pth").is_file()
 
     predict(other, smoke_prediction["inputs"], tmp_path / "installed", 501, SMOKE)
-    original = sitk.GetArrayFromImage(read(smoke_prediction["out"] / "case_001.nii.gz"))
-    installed = sitk.GetArrayFromImage(read(tmp_path / "installed" / "case_001.nii.gz"))
+    case = smoke_prediction["case"]
+    original = sitk.GetArrayFromImage(read(smoke_prediction["out"] / f"{case}.nii.gz"))
+    installed = sitk.GetArrayFromImage(read(tmp_path / "installed" / f"{case}.nii.gz"))
     assert np.array_equal(original, installed)
 
 
