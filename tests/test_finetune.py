@@ -178,7 +178,7 @@ def test_old_checkpoint_predicts_and_continues(ct, smoke_model, smoke_prediction
     new_seg, new_prob = _read_prediction(smoke_prediction["out"], case)
     predict(old_env, smoke_prediction["inputs"], tmp_path / "old", 501, SMOKE, "--save_probabilities")
     old_seg, old_prob = _read_prediction(tmp_path / "old", case)
-    # The folded biases change float rounding only; a 10-step smoke model has near-ties in its
+    # The folded biases change float rounding only; a 5-step smoke model has near-ties in its
     # probabilities, where that rounding may flip the arg-max, so labels are compared where the
     # winner leads by more than the rounding.
     assert np.allclose(new_prob, old_prob, atol=1e-4)

@@ -70,10 +70,10 @@ class nnUNetTrainerSMAFormerV2_noPretrain_250epochs(nnUNetTrainerSMAFormerV2_noP
 
 
 class nnUNetTrainerSMAFormerV2_smoke(nnUNetTrainerSMAFormerV2_noPretrain):
-    """1 epoch of 10 training and 2 validation iterations, no mirroring (4x cheaper validation): for tests and CI."""
+    """1 epoch of 5 training and 2 validation iterations, no mirroring (4x cheaper validation): for tests and CI."""
 
     epochs = 1
-    iterations_per_epoch = 10
+    iterations_per_epoch = 5
     val_iterations_per_epoch = 2
     mirroring = False
 
