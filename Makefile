@@ -7,9 +7,10 @@ PY     := $(VENV)/bin/python
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 # TEST_WORKERS=N runs the test files in N worker processes (pytest-xdist), each file's tests in one worker, in
-# the order tests/conftest.py gives; 0 (the default) runs them in this process. On 2 cores two workers made the
-# long tests about twice as slow each (torch's threads of two processes share the cores): no gain there.
-TEST_WORKERS ?= 0
+# the order tests/conftest.py gives; 0 runs them in this process. Two by default: most of a test's time is a
+# subprocess starting (imports on one core), so two workers keep both cores of a small machine busy
+# (docs/development.md).
+TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: venv test test-fast demo bench clean

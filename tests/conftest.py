@@ -1,13 +1,20 @@
 """Shared fixtures: official-layout Swin-T checkpoints built from a random timm model, the tiny CT dataset and the
 models trained on it. What several test files read is built once per run, also under pytest-xdist
-(``make test TEST_WORKERS=N``, :mod:`shared`), and the test files that take longest start first."""
+(``make test``'s worker processes, :mod:`shared`), and the test files that take longest start first."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+# Idle OpenMP threads sleep instead of spinning (GNU OpenMP's default is to spin for a while): two test workers,
+# each process with as many torch threads as the machine has cores (nnU-Net sets that on the CPU), then share the
+# cores instead of burning them while waiting. Read by OpenMP when torch loads, so set before anything imports
+# torch; the nnU-Net subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from shared import build_once, once
 from swin_checkpoints import official_swin_t_state_dict, write_hf_cache
