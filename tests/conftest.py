@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-# Idle OpenMP threads sleep instead of spinning (GNU OpenMP's default is to spin for a while): two test workers,
-# each process with as many torch threads as the machine has cores (nnU-Net sets that on the CPU), then share the
-# cores instead of burning them while waiting. Read by OpenMP when torch loads, so set before anything imports
-# torch; the nnU-Net subprocesses inherit it.
+# Waiting OpenMP threads sleep instead of spinning (GNU OpenMP spins for a while by default). Each torch process
+# here has as many threads as the machine has cores (nnU-Net sets that for CPU training), so two test workers
+# oversubscribe the cores, and spinning threads would hold the cores the other worker needs. OpenMP reads this
+# when torch loads: set before anything imports torch; the nnU-Net subprocesses inherit it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from shared import build_once, once
