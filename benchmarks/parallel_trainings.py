@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 TRAINER = "nnUNetTrainerSMAFormerV2_smoke"
 DATASET_ID = 998
@@ -35,28 +35,15 @@ SETUPS = (("one alone, OpenMP default", None, 1),
 
 def _train_together(env: Dict[str, str], count: int, out: Path, name: str) -> float:
     """Wall seconds until ``count`` trainings have finished, their ``nnUNetv2_train`` runs started together."""
-    import threading
+    from nnunetv2_smaformer.pipeline import LoggedRun, console_script, run_logged_together
 
-    from nnunetv2_smaformer.pipeline import console_script, run_logged
-
-    errors: List[BaseException] = []
-
-    def train(run: int) -> None:
-        try:
-            run_logged([console_script("nnUNetv2_train"), str(DATASET_ID), "2d", "0", "-tr", TRAINER,
-                        "-device", "cpu"], {**env, "nnUNet_results": str(out / "results" / f"{name}_{run}")},
-                       out / "logs" / f"{name}_{run}.log", label=f"{name} #{run}")
-        except BaseException as error:  # noqa: BLE001  (re-raised in the calling thread)
-            errors.append(error)
-
-    threads = [threading.Thread(target=train, args=(run,)) for run in range(count)]
+    runs = {f"{name} #{run}": LoggedRun([console_script("nnUNetv2_train"), str(DATASET_ID), "2d", "0", "-tr", TRAINER,
+                                         "-device", "cpu"],
+                                        {**env, "nnUNet_results": str(out / "results" / f"{name}_{run}")},
+                                        out / "logs" / f"{name}_{run}.log")
+            for run in range(count)}
     start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    run_logged_together(runs)
     return time.perf_counter() - start
 
 

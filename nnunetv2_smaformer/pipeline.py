@@ -4,7 +4,8 @@ that the demo, the Synapse-scale benchmark, the network side-by-side, the benchm
 * :func:`console_script` finds ``nnUNetv2_*`` (and ``smaformer``) of this interpreter's environment;
 * :func:`nnunet_environment` is the environment for nnU-Net folders inside an output folder;
 * :func:`run_logged` runs a command with its whole output in a log file and returns its wall time and the
-  peak resident memory of its largest process (:class:`RunRecord`); :class:`Stages` times named stages;
+  peak resident memory of its largest process (:class:`RunRecord`); :func:`run_logged_together` runs several
+  at once; :class:`Stages` times named stages;
 * :func:`write_phantom_dataset` and :func:`plan_and_preprocess` (:func:`plan_and_preprocess_command`):
   phantom -> nnU-Net dataset -> plans;
 * :func:`run_worker` / :func:`worker_main`: the worker-process protocol (``python -m MODULE SPEC.json
@@ -86,6 +87,12 @@ def free_dataset_id(env: Mapping[str, str], wanted: Optional[int], candidates: S
     raise SMAFormerError(f"no free dataset id between {min(candidates)} and {max(candidates)} in your nnU-Net folders")
 
 
+def stop_process_group(process: subprocess.Popen) -> None:
+    """Kill ``process`` and every process of its session (it was started with ``start_new_session``)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """A finished command: wall seconds and the peak resident set size of its largest process in MiB."""
@@ -99,11 +106,13 @@ def _command_line(cmd: Sequence[str]) -> str:
 
 
 def run_logged(cmd: Sequence[str], env: Optional[Mapping[str, str]], log_file: Path, *, label: Optional[str] = None,
-               show: Sequence[str] = (), timeout_s: Optional[float] = None) -> RunRecord:
+               show: Sequence[str] = (), timeout_s: Optional[float] = None,
+               on_start: Optional[Callable[[subprocess.Popen], None]] = None) -> RunRecord:
     """Run ``cmd`` with its stdout and stderr in ``log_file``; the lines containing one of ``show`` are logged too.
 
     The command runs in a session of its own, so that on a timeout (or an interruption of this process) it is
-    stopped with all its children (nnU-Net's data-loader and export workers).
+    stopped with all its children (nnU-Net's data-loader and export workers): :func:`stop_process_group`.
+    ``on_start`` is handed the process once it runs.
 
     Raises:
         SMAFormerError: a non-zero exit (the log's last lines quoted) or ``timeout_s`` exceeded.
@@ -118,10 +127,12 @@ def run_logged(cmd: Sequence[str], env: Optional[Mapping[str, str]], log_file: P
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
                                    start_new_session=True)
 
+        if on_start is not None:
+            on_start(process)
+
         def stop() -> None:
             timed_out.set()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+            stop_process_group(process)
 
         timer = threading.Timer(timeout_s, stop) if timeout_s else None
         try:
@@ -150,6 +161,55 @@ def run_logged(cmd: Sequence[str], env: Optional[Mapping[str, str]], log_file: P
     # ru_maxrss: KiB on Linux, bytes on macOS.
     scale = 1 if sys.platform == "darwin" else 1024
     return RunRecord(seconds, usage.ru_maxrss * scale / 2**20)
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    """One command for :func:`run_logged_together`: as :func:`run_logged` takes it."""
+
+    cmd: Sequence[str]
+    env: Optional[Mapping[str, str]]
+    log_file: Path
+
+
+def run_logged_together(runs: Mapping[str, LoggedRun], timeout_s: Optional[float] = None) -> Dict[str, RunRecord]:
+    """:func:`run_logged` of every ``runs`` value (the key is its label), all started at once, one thread each;
+    returns their records by label once all have ended.
+
+    Raises:
+        SMAFormerError: one or more failed or ran past ``timeout_s``; the message holds every failure.
+    """
+    records: Dict[str, RunRecord] = {}
+    failures: Dict[str, BaseException] = {}
+    processes: List[subprocess.Popen] = []
+
+    def run(label: str, job: LoggedRun) -> None:
+        try:
+            records[label] = run_logged(job.cmd, job.env, job.log_file, label=label, timeout_s=timeout_s,
+                                        on_start=processes.append)
+        except BaseException as error:  # noqa: BLE001  (reported in the calling thread)
+            failures[label] = error
+
+    threads = [threading.Thread(target=run, args=item, name=item[0]) for item in runs.items()]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        # An interruption reaches this thread only: stop the commands, which then end their threads.
+        for process in processes:
+            stop_process_group(process)
+        for thread in threads:
+            if thread.ident is not None:  # started
+                thread.join()
+        raise
+    if failures:
+        errors = [error for error in failures.values() if not isinstance(error, SMAFormerError)]
+        if errors:  # not a command's failure (an interruption, a bug): as it was raised
+            raise errors[0]
+        raise SMAFormerError("\n".join(str(error) for error in failures.values()))
+    return records
 
 
 @dataclass

@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+from nnunetv2_smaformer.errors import SMAFormerError
 from nnunetv2_smaformer.nnunet_env import EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES
-from nnunetv2_smaformer.pipeline import console_script, nnunet_environment, plan_and_preprocess_command
+from nnunetv2_smaformer.pipeline import (LoggedRun, console_script, nnunet_environment, plan_and_preprocess_command,
+                                        run_logged_together)
 
 BIN = Path(sys.executable).parent
 EXT_TRAINERS = Path(__file__).parent / "ext_trainers"
@@ -94,18 +96,16 @@ def _predict_args(images: Path, out: Path, dataset_id: int, trainer: str, config
 def predict_in_parallel(env: Dict[str, str], images: Path, outputs: Dict[str, Path], dataset_id: int,
                         *extra: object) -> None:
     """:func:`predict` of ``images`` by several trainers' models at once (``outputs``: trainer -> output folder):
-    one nnUNetv2_predict process each, started together, so that one's start-up overlaps another's work."""
-    commands = {trainer: [console_script("nnUNetv2_predict"), *map(str, _predict_args(images, out, dataset_id,
-                                                                                          trainer, "2d", extra))]
-                for trainer, out in outputs.items()}
-    processes = {trainer: subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                 for trainer, cmd in commands.items()}
-    failed = []
-    for trainer, process in processes.items():
-        output, _ = process.communicate(timeout=900)
-        if process.returncode != 0:
-            failed.append(f"{' '.join(commands[trainer])} exited {process.returncode}\n{output[-3000:]}")
-    assert not failed, "\n".join(failed)
+    one nnUNetv2_predict process each, started together, so that one's start-up overlaps another's work. Each
+    run's output goes to ``OUTPUT_FOLDER.log``; a failure fails the test with the log's last lines."""
+    runs = {trainer: LoggedRun([console_script("nnUNetv2_predict"),
+                                *map(str, _predict_args(images, out, dataset_id, trainer, "2d", extra))],
+                               env, out.with_name(f"{out.name}.log"))
+            for trainer, out in outputs.items()}
+    try:
+        run_logged_together(runs, timeout_s=900)
+    except SMAFormerError as error:
+        raise AssertionError(str(error)) from None
 
 
 def trainer_in_process(env: Dict[str, str], monkeypatch, dataset: str, trainer: str, configuration: str = "2d",

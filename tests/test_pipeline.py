@@ -1,0 +1,52 @@
+"""The run helpers of ``nnunetv2_smaformer.pipeline``: logged commands, alone and several at once."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from nnunetv2_smaformer.errors import SMAFormerError
+from nnunetv2_smaformer.pipeline import LoggedRun, run_logged, run_logged_together
+
+# Writes its own flag file, then waits up to 60 s for the other's: it ends only if the other runs at the same time.
+RENDEZVOUS = ("import pathlib, sys, time\n"
+              "mine, other = map(pathlib.Path, sys.argv[1:3])\n"
+              "mine.touch()\n"
+              "deadline = time.monotonic() + 60\n"
+              "while not other.exists():\n"
+              "    if time.monotonic() > deadline:\n"
+              "        sys.exit('the other command never ran')\n"
+              "    time.sleep(0.05)\n"
+              "print('met', mine.name)\n")
+
+
+def test_run_logged_writes_the_log_and_quotes_a_failure(tmp_path):
+    record = run_logged([sys.executable, "-c", "print('hello')"], None, tmp_path / "ok.log", label="ok")
+    assert (tmp_path / "ok.log").read_text() == "hello\n" and record.seconds > 0 and record.peak_rss_mib > 0
+    with pytest.raises(SMAFormerError, match=r"broken failed \(exit 3\)[\s\S]*last words"):
+        run_logged([sys.executable, "-c", "import sys; print('last words'); sys.exit(3)"], None,
+                   tmp_path / "bad.log", label="broken")
+
+
+def test_runs_together_run_at_the_same_time(tmp_path):
+    a, b = tmp_path / "a.flag", tmp_path / "b.flag"
+    runs = {"first": LoggedRun([sys.executable, "-c", RENDEZVOUS, str(a), str(b)], None, tmp_path / "first.log"),
+            "second": LoggedRun([sys.executable, "-c", RENDEZVOUS, str(b), str(a)], None, tmp_path / "second.log")}
+    records = run_logged_together(runs, timeout_s=120)
+    assert set(records) == {"first", "second"}
+    assert (tmp_path / "first.log").read_text() == "met a.flag\n"
+    assert (tmp_path / "second.log").read_text() == "met b.flag\n"
+
+
+def test_runs_together_report_every_failure_after_all_ended(tmp_path):
+    done = tmp_path / "done.flag"
+    runs = {"fails": LoggedRun([sys.executable, "-c", "import sys; sys.exit('bad input')"], None, tmp_path / "1.log"),
+            "hangs": LoggedRun([sys.executable, "-c", "import time; time.sleep(60)"], None, tmp_path / "2.log"),
+            "works": LoggedRun([sys.executable, "-c", f"import time, pathlib; time.sleep(1); pathlib.Path({str(done)!r})"
+                                                      ".touch()"], None, tmp_path / "3.log")}
+    with pytest.raises(SMAFormerError) as raised:
+        run_logged_together(runs, timeout_s=5)
+    message = str(raised.value)
+    assert "fails failed (exit 1)" in message and "bad input" in message
+    assert "hangs took longer than 5 s and was stopped" in message and "works" not in message
+    assert done.exists()  # the command that works was not cut short by the others' failures
