@@ -81,25 +81,29 @@ def model_folder(env: Dict[str, str], dataset: str, trainer: str, configuration:
 
 
 def predict(env: Dict[str, str], images: Path, out: Path, dataset_id: int, trainer: str, *extra: object,
-            configuration: str = "2d") -> subprocess.CompletedProcess:
-    """``nnUNetv2_predict`` of fold 0 on the CPU with one preprocessing and one export process (on 2 cores the
-    default 3 + 3 worker processes cost more start-up than they save)."""
-    return run(["nnUNetv2_predict", *_predict_args(images, out, dataset_id, trainer, configuration, extra)], env)
+            configuration: str = "2d", workers: bool = False) -> subprocess.CompletedProcess:
+    """``nnUNetv2_predict`` of fold 0 on the CPU (:func:`_predict_args`)."""
+    return run(["nnUNetv2_predict", *_predict_args(images, out, dataset_id, trainer, configuration, extra, workers)],
+               env)
 
 
 def _predict_args(images: Path, out: Path, dataset_id: int, trainer: str, configuration: str,
-                  extra: Sequence[object]) -> list:
+                  extra: Sequence[object], workers: bool) -> list:
+    """With ``workers``, one preprocessing and one export process (nnU-Net's default path, with 1 + 1 instead of its
+    3 + 3 worker processes, which on 2 cores cost more start-up than they save); without, nnU-Net's sequential path
+    (``-npp 0 -nps 0``: all in one process), which spares the two workers' start-up (each imports nnU-Net anew)."""
+    processes = "1" if workers else "0"
     return ["-i", images, "-o", out, "-d", dataset_id, "-c", configuration, "-f", "0", "-tr", trainer,
-            "-device", "cpu", "-npp", "1", "-nps", "1", *extra]
+            "-device", "cpu", "-npp", processes, "-nps", processes, *extra]
 
 
 def predict_in_parallel(env: Dict[str, str], images: Path, outputs: Dict[str, Path], dataset_id: int,
                         *extra: object) -> None:
-    """:func:`predict` of ``images`` by several trainers' models at once (``outputs``: trainer -> output folder):
-    one nnUNetv2_predict process each, started together, so that one's start-up overlaps another's work. Each
-    run's output goes to ``OUTPUT_FOLDER.log``; a failure fails the test with the log's last lines."""
+    """:func:`predict` with workers of ``images`` by several trainers' models at once (``outputs``: trainer ->
+    output folder): one nnUNetv2_predict process each, started together, so that one's start-up overlaps another's
+    work. Each run's output goes to ``OUTPUT_FOLDER.log``; a failure fails the test with the log's last lines."""
     runs = {trainer: LoggedRun([console_script("nnUNetv2_predict"),
-                                *map(str, _predict_args(images, out, dataset_id, trainer, "2d", extra))],
+                                *map(str, _predict_args(images, out, dataset_id, trainer, "2d", extra, True))],
                                env, out.with_name(f"{out.name}.log"))
             for trainer, out in outputs.items()}
     try:

@@ -147,7 +147,8 @@ def test_predict_returns_the_original_grid(wide, wholeslice_model, tmp_path):
     source = Path(env["nnUNet_raw"]) / DATASET / "imagesTr" / "case_001_0000.nii.gz"
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / source.name).symlink_to(source)
-    predict(env, tmp_path / "in", tmp_path / "out", 503, SMOKE, configuration=NAME)
+    # With worker processes, as by nnU-Net's defaults: the configuration has to reach them.
+    predict(env, tmp_path / "in", tmp_path / "out", 503, SMOKE, configuration=NAME, workers=True)
     prediction, image = sitk.ReadImage(str(tmp_path / "out" / "case_001.nii.gz")), sitk.ReadImage(str(source))
     assert prediction.GetSize() == image.GetSize() == (128, 128, 6)
     assert np.allclose(prediction.GetSpacing(), image.GetSpacing())
