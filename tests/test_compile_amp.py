@@ -25,7 +25,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from ext_trainers.nnUNetTrainerSMAFormerV2_compileTest import COUNTERS_MARKER, nnUNetTrainerSMAFormerV2_compileTest
-from nnunet_cli import model_folder, run
+from nnunet_cli import model_folder, predict, run
 from nnunetv2_smaformer.benchmark.network import deep_supervision_loss
 
 COMPILE_TRAINER = nnUNetTrainerSMAFormerV2_compileTest.__name__
@@ -220,8 +220,7 @@ def test_nnunet_train_and_predict_compiled(ct, compiled, inductor_cache, officia
     shutil.copy(source, images / source.name)
     predictions = tmp_path / "predictions"
     start = time.perf_counter()
-    run(["nnUNetv2_predict", "-i", images, "-o", predictions, "-d", "501", "-c", "2d", "-f", "0",
-         "-tr", COMPILE_TRAINER, "-device", "cpu", "-chk", "checkpoint_final.pth", "-npp", "1", "-nps", "1"], env)
+    predict(env, images, predictions, 501, COMPILE_TRAINER, "-chk", "checkpoint_final.pth")
     record_figure(f"nnUNetv2_predict of the compiled training's checkpoint: {time.perf_counter() - start:.0f} s")
     import SimpleITK as sitk
 
