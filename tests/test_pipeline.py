@@ -40,10 +40,10 @@ def test_runs_together_run_at_the_same_time(tmp_path):
 
 def test_runs_together_report_every_failure_after_all_ended(tmp_path):
     done = tmp_path / "done.flag"
+    works = f"import time, pathlib; time.sleep(1); pathlib.Path({str(done)!r}).touch()"
     runs = {"fails": LoggedRun([sys.executable, "-c", "import sys; sys.exit('bad input')"], None, tmp_path / "1.log"),
             "hangs": LoggedRun([sys.executable, "-c", "import time; time.sleep(60)"], None, tmp_path / "2.log"),
-            "works": LoggedRun([sys.executable, "-c", f"import time, pathlib; time.sleep(1); pathlib.Path({str(done)!r})"
-                                                      ".touch()"], None, tmp_path / "3.log")}
+            "works": LoggedRun([sys.executable, "-c", works], None, tmp_path / "3.log")}
     with pytest.raises(SMAFormerError) as raised:
         run_logged_together(runs, timeout_s=5)
     message = str(raised.value)
