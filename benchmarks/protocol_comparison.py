@@ -38,7 +38,7 @@ from nnunetv2_smaformer.errors import SMAFormerError
 from nnunetv2_smaformer.evaluation.evaluate import evaluate_folders
 from nnunetv2_smaformer.nnunet_env import nnunet_environ
 from nnunetv2_smaformer.pipeline import (console_script, nnunet_environment, plan_and_preprocess, run_logged,
-                                         write_phantom_dataset)
+                                         with_cpu_worker_defaults, write_phantom_dataset)
 from nnunetv2_smaformer.planning import DEFAULT_NAME as WHOLE_SLICE
 from nnunetv2_smaformer.synapse import SYNAPSE_SLICE_SIZE, SYNAPSE_SPACING
 
@@ -197,8 +197,7 @@ def main() -> None:
                      "--slices >= 2")
 
     out = args.out.resolve()
-    env = nnunet_environment(out / "nnunet", trainer_dirs=[out / "trainers"])
-    env.setdefault("nnUNet_n_proc_DA", "1")  # two cores: one for augmentation, the rest for the network
+    env = with_cpu_worker_defaults(nnunet_environment(out / "nnunet", trainer_dirs=[out / "trainers"]))
     dataset, raw = prepare(out, env, args.size, args.slices, args.seed)
     stock = ["stock_2d"] + (["stock_wholeslice"] if args.stock_wholeslice else [])
     rows: List[Row] = []

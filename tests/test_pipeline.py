@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from nnunetv2_smaformer.errors import SMAFormerError
-from nnunetv2_smaformer.pipeline import LoggedRun, run_logged, run_logged_together
+from nnunetv2_smaformer.pipeline import LoggedRun, run_logged, run_logged_together, with_cpu_worker_defaults
 
 # Writes its own flag file, then waits up to 60 s for the other's: it ends only if the other runs at the same time.
 RENDEZVOUS = ("import pathlib, sys, time\n"
@@ -50,3 +50,13 @@ def test_runs_together_report_every_failure_after_all_ended(tmp_path):
     assert "fails failed (exit 1)" in message and "bad input" in message
     assert "hangs took longer than 5 s and was stopped" in message and "works" not in message
     assert done.exists()  # the command that works was not cut short by the others' failures
+
+
+def test_cpu_worker_defaults_fill_in_what_the_user_left_unset(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    env = with_cpu_worker_defaults({"PATH": "/bin"})
+    assert env == {"PATH": "/bin", "nnUNet_n_proc_DA": "1", "nnUNet_def_n_proc": "2"}
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    assert with_cpu_worker_defaults({})["nnUNet_def_n_proc"] == "8"  # never above nnU-Net's own default
+    user = {"nnUNet_n_proc_DA": "6", "nnUNet_def_n_proc": "3"}
+    assert with_cpu_worker_defaults(user) == user and user == {"nnUNet_n_proc_DA": "6", "nnUNet_def_n_proc": "3"}

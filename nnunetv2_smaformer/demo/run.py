@@ -16,7 +16,8 @@ from typing import Dict, List, Optional, Sequence
 from nnunetv2_smaformer.comparison.model_folder import TIMING_FILE
 from nnunetv2_smaformer.nnunet_env import EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES, nnunet_environ
 from nnunetv2_smaformer.pipeline import (Stages, console_script, free_dataset_id, nnunet_environment,
-                                         plan_and_preprocess, run_logged, write_phantom_dataset)
+                                         plan_and_preprocess, run_logged, with_cpu_worker_defaults,
+                                         write_phantom_dataset)
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +61,7 @@ class DemoResult:
 
 def demo_environment(out: Path) -> Dict[str, str]:
     """The environment for the nnU-Net subprocesses: the user's folders if set, else folders in ``out``."""
-    env = nnunet_environment(out, keep_user_folders=True)
-    env.setdefault("nnUNet_n_proc_DA", "1")  # two cores: one for augmentation, the rest for the network
-    return env
+    return with_cpu_worker_defaults(nnunet_environment(out, keep_user_folders=True))
 
 
 def run_demo(config: DemoConfig) -> DemoResult:
