@@ -69,16 +69,10 @@ def nnunet_environment(root: Path, *, keep_user_folders: bool = False, trainer_d
 
 
 def with_cpu_worker_defaults(env: Mapping[str, str]) -> Dict[str, str]:
-    """``env`` with nnU-Net's worker counts sized for this machine where the user has not set them.
-
-    One augmentation worker (``nnUNet_n_proc_DA``) leaves the other cores to the network. ``nnUNet_def_n_proc``
-    (nnU-Net's default 8) sizes the spawned pools of a training's final validation (segmentation export, then
-    metrics): each spawned worker imports torch and nnU-Net, which on a small machine costs more than it saves, so
-    at most one per core.
-    """
+    """``env`` with one augmentation worker (``nnUNet_n_proc_DA``) unless the user set another count: on a small
+    CPU machine the other cores go to the network."""
     env = dict(env)
     env.setdefault("nnUNet_n_proc_DA", "1")
-    env.setdefault("nnUNet_def_n_proc", str(max(1, min(8, os.cpu_count() or 1))))
     return env
 
 

@@ -52,11 +52,7 @@ def test_runs_together_report_every_failure_after_all_ended(tmp_path):
     assert done.exists()  # the command that works was not cut short by the others' failures
 
 
-def test_cpu_worker_defaults_fill_in_what_the_user_left_unset(monkeypatch):
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
-    env = with_cpu_worker_defaults({"PATH": "/bin"})
-    assert env == {"PATH": "/bin", "nnUNet_n_proc_DA": "1", "nnUNet_def_n_proc": "2"}
-    monkeypatch.setattr("os.cpu_count", lambda: 64)
-    assert with_cpu_worker_defaults({})["nnUNet_def_n_proc"] == "8"  # never above nnU-Net's own default
-    user = {"nnUNet_n_proc_DA": "6", "nnUNet_def_n_proc": "3"}
-    assert with_cpu_worker_defaults(user) == user and user == {"nnUNet_n_proc_DA": "6", "nnUNet_def_n_proc": "3"}
+def test_cpu_worker_defaults_fill_in_what_the_user_left_unset():
+    assert with_cpu_worker_defaults({"PATH": "/bin"}) == {"PATH": "/bin", "nnUNet_n_proc_DA": "1"}
+    user = {"nnUNet_n_proc_DA": "6"}
+    assert with_cpu_worker_defaults(user) == user and user == {"nnUNet_n_proc_DA": "6"}
