@@ -1,5 +1,6 @@
 # One command sets up a fresh machine and runs the tests (`make test`: the whole suite, what CI runs;
-# `make test-fast`: all but the tests marked slow) or the demo (`make demo`).
+# `make test-fast`: all but the tests marked slow), the linter (`make lint`, ruff as pyproject.toml configures it)
+# or the demo (`make demo`).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -13,16 +14,19 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
-.PHONY: venv test test-fast demo bench clean
+.PHONY: venv lint test test-fast demo bench clean
 
-$(VENV)/.installed: setup.py
+$(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PINS)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,lint]'
 	touch $@
 
 venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check .
 
 test: venv
 	$(PY) -m pytest -ra --durations=10 $(XDIST) $(PYTEST_ARGS) tests
@@ -31,10 +35,10 @@ test-fast: venv
 	$(PY) -m pytest -ra --durations=10 -m "not slow" $(XDIST) $(PYTEST_ARGS) tests
 
 demo: venv
-	$(VENV)/bin/smaformer demo --out smaformer_demo
+	$(VENV)/bin/smaformer demo -o smaformer_demo
 
 bench: venv
 	$(PY) benchmarks/network_speed.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -22,17 +22,22 @@ import json
 import logging
 import os
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from nnunetv2_smaformer.comparison.model_folder import training_seconds
 from nnunetv2_smaformer.demo import trainers as demo_trainers
 from nnunetv2_smaformer.demo.run import CANDIDATE_IDS, DemoConfig, demo_environment
 from nnunetv2_smaformer.errors import SMAFormerError
 from nnunetv2_smaformer.evaluation.evaluate import evaluate_folders
-from nnunetv2_smaformer.pipeline import (console_script, free_dataset_id, plan_and_preprocess, run_logged,
-                                         write_phantom_dataset)
+from nnunetv2_smaformer.pipeline import (
+    console_script,
+    free_dataset_id,
+    plan_and_preprocess,
+    run_logged,
+    write_phantom_dataset,
+)
 from nnunetv2_smaformer.synapse import dataset_folder_name
 
 
@@ -45,9 +50,9 @@ class Method:
     lr_attribute: str
     default_lr: float
     #: Multiples of ``default_lr`` searched unless ``--multipliers`` is given.
-    grid: Tuple[float, ...]
+    grid: tuple[float, ...]
     #: Class attribute holding the fraction of epochs spent in lr warm-up; None: the trainer has none.
-    warmup_attribute: Optional[str] = None
+    warmup_attribute: str | None = None
 
     def trainer_class(self) -> type:
         return getattr(demo_trainers, self.base_trainer)
@@ -96,7 +101,7 @@ class Row:
     multiplier: float
     lr: float
     mean_dice: float
-    per_label_dice: Dict[str, float]
+    per_label_dice: dict[str, float]
     train_s: float
     predict_s: float
     warmup_epochs: int = 0
@@ -127,7 +132,7 @@ def write_search_trainer(folder: Path, setting: Setting) -> None:
     (folder / f"{name}.py").write_text("\n".join(lines) + "\n")
 
 
-def prepare_dataset(out: Path, env: Dict[str, str], config: DemoConfig) -> int:
+def prepare_dataset(out: Path, env: dict[str, str], config: DemoConfig) -> int:
     """The demo's phantom, converted, planned and preprocessed once; its id is kept in ``OUT/dataset_id``."""
     marker = out / "dataset_id"
     if marker.is_file():
@@ -139,7 +144,7 @@ def prepare_dataset(out: Path, env: Dict[str, str], config: DemoConfig) -> int:
     return dataset_id
 
 
-def run_setting(out: Path, env: Dict[str, str], dataset_id: int, setting: Setting) -> Row:
+def run_setting(out: Path, env: dict[str, str], dataset_id: int, setting: Setting) -> Row:
     method, multiplier, trainer = setting.method, setting.multiplier, setting.trainer
     dataset = dataset_folder_name(dataset_id)
     raw = Path(env["nnUNet_raw"]) / dataset
@@ -180,7 +185,7 @@ def table(rows: Sequence[Row]) -> str:
 
 def summary(rows: Sequence[Row]) -> str:
     """Per setting over its runs: worst, median and best mean DSC (settings are chosen by the worst run)."""
-    groups: Dict[Tuple[str, float, int], List[float]] = {}
+    groups: dict[tuple[str, float, int], list[float]] = {}
     for row in rows:
         groups.setdefault((row.method, row.lr, row.warmup_epochs), []).append(100 * row.mean_dice)
     lines = ["| method | peak lr | warm-up epochs | runs | worst | median | best mean DSC (%) |",
@@ -213,7 +218,7 @@ def main() -> None:
     generated = out / "search_trainers"
     if args.runs < 1:
         parser.error(f"--runs must be >= 1, got {args.runs}")
-    settings: List[Setting] = []
+    settings: list[Setting] = []
     for key in args.methods:
         method = METHODS[key]
         warmups = [method.default_warmup_epochs()]
@@ -232,7 +237,7 @@ def main() -> None:
     env["nnUNet_extTrainer"] = os.pathsep.join([str(generated), env["nnUNet_extTrainer"]])
     dataset_id = prepare_dataset(out, env, DemoConfig(out=out, seed=args.seed))
 
-    rows: List[Row] = []
+    rows: list[Row] = []
     for setting in settings:
         rows.append(run_setting(out, env, dataset_id, setting))
         print(f"{rows[-1].trainer}: mean DSC {100 * rows[-1].mean_dice:.1f} %, "

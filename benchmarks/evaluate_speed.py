@@ -19,14 +19,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import numpy as np
 
 LABELS = list(range(1, 9))
 
 
-def _ellipsoid(shape: Tuple[int, int, int], center: np.ndarray, radii: np.ndarray) -> Tuple[Tuple[slice, ...], np.ndarray]:
+def _ellipsoid(shape: tuple[int, int, int], center: np.ndarray, radii: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
     """Boolean ellipsoid inside its own bounding box (clipped to ``shape``), and that box."""
     lo = np.maximum(np.floor(center - radii).astype(int), 0)
     hi = np.minimum(np.ceil(center + radii).astype(int) + 1, shape)
@@ -35,7 +34,7 @@ def _ellipsoid(shape: Tuple[int, int, int], center: np.ndarray, radii: np.ndarra
     return tuple(slice(a, b) for a, b in zip(lo, hi)), dist <= 1.0
 
 
-def synthetic_case(shape: Tuple[int, int, int], rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+def synthetic_case(shape: tuple[int, int, int], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Ground truth and prediction ``(z, y, x)`` uint8 label maps with organs 1..8."""
     gt = np.zeros(shape, dtype=np.uint8)
     pred = np.zeros(shape, dtype=np.uint8)
@@ -57,7 +56,7 @@ def synthetic_case(shape: Tuple[int, int, int], rng: np.random.Generator) -> Tup
     return gt, pred
 
 
-def write_cases(root: Path, n_cases: int, shape: Tuple[int, int, int], seed: int) -> Tuple[Path, Path]:
+def write_cases(root: Path, n_cases: int, shape: tuple[int, int, int], seed: int) -> tuple[Path, Path]:
     import SimpleITK as sitk
 
     rng = np.random.default_rng(seed)
@@ -73,12 +72,12 @@ def write_cases(root: Path, n_cases: int, shape: Tuple[int, int, int], seed: int
     return gt_dir, pred_dir
 
 
-def medpy_loop(pred_dir: Path, gt_dir: Path) -> Dict[str, Dict[int, Tuple[float, float]]]:
+def medpy_loop(pred_dir: Path, gt_dir: Path) -> dict[str, dict[int, tuple[float, float]]]:
     """The straightforward protocol: full volumes, medpy per label (HD95 in voxels)."""
     import SimpleITK as sitk
     from medpy.metric import binary
 
-    results: Dict[str, Dict[int, Tuple[float, float]]] = {}
+    results: dict[str, dict[int, tuple[float, float]]] = {}
     for pred_path in sorted(pred_dir.glob("*.nii.gz")):
         pred = sitk.GetArrayFromImage(sitk.ReadImage(str(pred_path)))
         gt = sitk.GetArrayFromImage(sitk.ReadImage(str(gt_dir / pred_path.name)))
@@ -95,7 +94,7 @@ def medpy_loop(pred_dir: Path, gt_dir: Path) -> Dict[str, Dict[int, Tuple[float,
     return results
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=8)
     parser.add_argument("--shape", type=int, nargs=3, default=(100, 512, 512), metavar=("Z", "Y", "X"))

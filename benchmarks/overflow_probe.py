@@ -21,7 +21,6 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Dict, List
 
 FP16_MAX = 65504.0
 _INDEXED = ("encoder.swin.layers", "encoder.sma", "decoder.stages", "decoder.ds_heads")
@@ -71,8 +70,8 @@ def main() -> None:
         trainer.initialize()
         loader, _ = trainer.get_dataloaders()
         network = unwrap_network(trainer.network)
-        largest: Dict[str, List[float]] = {}
-        current: Dict[str, float] = {}
+        largest: dict[str, list[float]] = {}
+        current: dict[str, float] = {}
 
         def hook(name: str):
             stage = stage_of(name)
@@ -86,7 +85,7 @@ def main() -> None:
         for name, module in network.named_modules():
             if name:
                 module.register_forward_hook(hook(name))
-        losses: List[float] = []
+        losses: list[float] = []
         started = time.perf_counter()
         per_epoch = trainer.num_iterations_per_epoch
         for step in range(args.steps):

@@ -22,8 +22,8 @@ import argparse
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Optional, Sequence
 
 TRAINER = "nnUNetTrainerSMAFormerV2_smoke"
 DATASET_ID = 998
@@ -33,7 +33,7 @@ SETUPS = (("one alone, OpenMP default", None, 1),
           ("two at once, OMP_WAIT_POLICY=PASSIVE", "PASSIVE", 2))
 
 
-def _train_together(env: Dict[str, str], count: int, out: Path, name: str) -> float:
+def _train_together(env: dict[str, str], count: int, out: Path, name: str) -> float:
     """Wall seconds until ``count`` trainings have finished, their ``nnUNetv2_train`` runs started together."""
     from nnunetv2_smaformer.pipeline import LoggedRun, console_script, run_logged_together
 
@@ -47,7 +47,7 @@ def _train_together(env: Dict[str, str], count: int, out: Path, name: str) -> fl
     return time.perf_counter() - start
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="output folder (nnU-Net folders, logs, the table)")
     parser.add_argument("--size", type=int, default=64, help="phantom slice size (default 64)")

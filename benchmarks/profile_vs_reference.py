@@ -18,14 +18,12 @@ import argparse
 import contextlib
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List
 
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from nnunetv2_smaformer.benchmark.network import (SINGLE_OUTPUT_CONFIG, BenchmarkSettings, StepRunner,
-                                                  benchmark_configs)
+from nnunetv2_smaformer.benchmark.network import SINGLE_OUTPUT_CONFIG, BenchmarkSettings, StepRunner, benchmark_configs
 from nnunetv2_smaformer.benchmark.reference import reference_config_name
 
 FORWARD_PREFIX = "forward::"
@@ -37,7 +35,7 @@ def label_forwards(model: nn.Module, depth: int) -> None:
     for name, module in model.named_modules():
         if name.count(".") >= depth:
             continue
-        ranges: List[contextlib.AbstractContextManager] = []
+        ranges: list[contextlib.AbstractContextManager] = []
 
         def enter(_module, _inputs, name=name or WHOLE_NETWORK, ranges=ranges):
             ranges.append(record_function(f"{FORWARD_PREFIX}{name} ({type(_module).__name__})"))
@@ -50,14 +48,14 @@ def label_forwards(model: nn.Module, depth: int) -> None:
         module.register_forward_hook(leave)
 
 
-def profile_steps(runner: StepRunner, steps: int, shapes: bool = False) -> Dict[str, Dict[str, float]]:
+def profile_steps(runner: StepRunner, steps: int, shapes: bool = False) -> dict[str, dict[str, float]]:
     """Milliseconds per step: ``ops`` by self CPU time (keyed by operator, or operator and input shapes)
     and ``forward`` by module (inclusive)."""
     with profile(activities=[ProfilerActivity.CPU], record_shapes=shapes) as prof:
         for _ in range(steps):
             runner.train_step(record=False)
-    ops: Dict[str, float] = defaultdict(float)
-    forward: Dict[str, float] = defaultdict(float)
+    ops: dict[str, float] = defaultdict(float)
+    forward: dict[str, float] = defaultdict(float)
     for event in prof.key_averages(group_by_input_shape=shapes):
         if event.key.startswith(FORWARD_PREFIX):
             forward[event.key[len(FORWARD_PREFIX):]] += event.cpu_time_total / 1000 / steps

@@ -29,7 +29,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 from nnunetv2_smaformer.benchmark.markdown import table
 from nnunetv2_smaformer.comparison.compare import CompareConfig, compare
@@ -37,8 +36,14 @@ from nnunetv2_smaformer.comparison.model_folder import TIMING_FILE, training_sec
 from nnunetv2_smaformer.errors import SMAFormerError
 from nnunetv2_smaformer.evaluation.evaluate import evaluate_folders
 from nnunetv2_smaformer.nnunet_env import nnunet_environ
-from nnunetv2_smaformer.pipeline import (console_script, nnunet_environment, plan_and_preprocess, run_logged,
-                                         with_cpu_worker_defaults, write_phantom_dataset)
+from nnunetv2_smaformer.pipeline import (
+    console_script,
+    nnunet_environment,
+    plan_and_preprocess,
+    run_logged,
+    with_cpu_worker_defaults,
+    write_phantom_dataset,
+)
 from nnunetv2_smaformer.planning import DEFAULT_NAME as WHOLE_SLICE
 from nnunetv2_smaformer.synapse import SYNAPSE_SLICE_SIZE, SYNAPSE_SPACING
 
@@ -54,7 +59,7 @@ class Method:
     key: str
     base_trainer: str
     configuration: str
-    patch: Optional[Tuple[int, int]] = None
+    patch: tuple[int, int] | None = None
 
 
 METHODS = {
@@ -87,7 +92,7 @@ def write_trainer(folder: Path, method: Method, epochs: int, iterations: int, ru
     return name
 
 
-def prepare(out: Path, env: Dict[str, str], size: int, slices: int, seed: int) -> Tuple[str, Path]:
+def prepare(out: Path, env: dict[str, str], size: int, slices: int, seed: int) -> tuple[str, Path]:
     """The phantom dataset, planned, preprocessed and with its whole-slice configuration; done once per ``out``."""
     marker = out / "dataset.json"
     if marker.is_file():
@@ -109,14 +114,14 @@ class Row:
     trainer: str
     configuration: str
     run: int
-    patch_size: List[int]
+    patch_size: list[int]
     mean_dice: float
-    per_label_dice: Dict[str, float]
+    per_label_dice: dict[str, float]
     train_s: float
     predict_s: float
 
 
-def run_method(out: Path, env: Dict[str, str], dataset: str, raw: Path, method: Method, trainer: str,
+def run_method(out: Path, env: dict[str, str], dataset: str, raw: Path, method: Method, trainer: str,
                run: int) -> Row:
     done = out / "runs" / f"{trainer}.json"
     if done.is_file():
@@ -149,7 +154,7 @@ def run_method(out: Path, env: Dict[str, str], dataset: str, raw: Path, method: 
     return row
 
 
-def markdown(rows: List[Row], paired: Dict[int, List[dict]], settings: dict) -> str:
+def markdown(rows: list[Row], paired: dict[int, list[dict]], settings: dict) -> str:
     organs = list(rows[0].per_label_dice)
     lines = ["# Protocol comparison", "",
              f"Command: `python benchmarks/protocol_comparison.py {settings['argv']}`", "",
@@ -200,8 +205,8 @@ def main() -> None:
     env = with_cpu_worker_defaults(nnunet_environment(out / "nnunet", trainer_dirs=[out / "trainers"]))
     dataset, raw = prepare(out, env, args.size, args.slices, args.seed)
     stock = ["stock_2d"] + (["stock_wholeslice"] if args.stock_wholeslice else [])
-    rows: List[Row] = []
-    paired: Dict[int, List[dict]] = {}
+    rows: list[Row] = []
+    paired: dict[int, list[dict]] = {}
     for run in range(1, max(args.runs, args.stock_runs) + 1):
         keys = (["smaformer_2d", "smaformer_wholeslice"] if run <= args.runs else []) + (
             stock if run <= args.stock_runs else [])

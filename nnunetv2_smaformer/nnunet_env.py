@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, List, Mapping, Optional
 
 EXT_TRAINER_VARIABLE = "nnUNet_extTrainer"
 NNUNET_FOLDER_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
@@ -20,7 +20,7 @@ def trainer_dir() -> Path:
     return Path(__file__).resolve().parent / "nnunet_trainers"
 
 
-def with_trainer_dir(ext_trainer: Optional[str]) -> str:
+def with_trainer_dir(ext_trainer: str | None) -> str:
     """A ``nnUNet_extTrainer`` value that lists :func:`trainer_dir`, after the folders already in ``ext_trainer``."""
     folders = [p for p in (ext_trainer or "").split(os.pathsep) if p.strip()]
     if str(trainer_dir()) not in folders:
@@ -29,7 +29,7 @@ def with_trainer_dir(ext_trainer: Optional[str]) -> str:
 
 
 @contextlib.contextmanager
-def nnunet_environ(values: Optional[Mapping[str, str]] = None, register_trainers: bool = True) -> Iterator[None]:
+def nnunet_environ(values: Mapping[str, str] | None = None, register_trainers: bool = True) -> Iterator[None]:
     """Set environment variables for in-process nnU-Net calls (and child processes), then restore them.
 
     nnU-Net reads ``nnUNet_raw``, ``nnUNet_preprocessed``, ``nnUNet_results`` and ``nnUNet_extTrainer``
@@ -53,7 +53,7 @@ def nnunet_environ(values: Optional[Mapping[str, str]] = None, register_trainers
                 os.environ[name] = value
 
 
-def datasets_using_id(folder: Path, dataset_id: int) -> List[Path]:
+def datasets_using_id(folder: Path, dataset_id: int) -> list[Path]:
     """Dataset folders in ``folder`` (an nnU-Net root such as ``$nnUNet_raw``) named ``DatasetXXX_*`` for this id."""
     if not folder.is_dir():
         return []

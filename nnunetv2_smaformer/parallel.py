@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from typing import Callable, List, Optional, Sequence, TypeVar
+from typing import TypeVar
 
 Task = TypeVar("Task")
 Result = TypeVar("Result")
@@ -16,9 +17,9 @@ def run_tasks(
     jobs: int,
     progress: bool,
     desc: str,
-    initializer: Optional[Callable[[], None]] = None,
+    initializer: Callable[[], None] | None = None,
     spawn: bool = False,
-) -> List[Result]:
+) -> list[Result]:
     """``[worker(task) for task in tasks]``, in ``jobs`` processes, with a tqdm bar on stderr.
 
     ``jobs <= 1`` or a single task runs in this process. The first failure cancels the tasks
@@ -29,7 +30,7 @@ def run_tasks(
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    results: List[Optional[Result]] = [None] * len(tasks)
+    results: list[Result | None] = [None] * len(tasks)
     bar = tqdm(total=len(tasks), desc=desc, unit="case", file=sys.stderr, disable=not progress)
     with bar, logging_redirect_tqdm():
         if jobs <= 1 or len(tasks) <= 1:

@@ -25,13 +25,18 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from nnunetv2_smaformer.errors import SMAFormerError
-from nnunetv2_smaformer.nnunet_env import (EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES, datasets_using_id,
-                                           nnunet_environ, with_trainer_dir)
+from nnunetv2_smaformer.nnunet_env import (
+    EXT_TRAINER_VARIABLE,
+    NNUNET_FOLDER_VARIABLES,
+    datasets_using_id,
+    nnunet_environ,
+    with_trainer_dir,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +54,7 @@ def console_script(name: str) -> str:
 
 
 def nnunet_environment(root: Path, *, keep_user_folders: bool = False, trainer_dirs: Sequence[Path] = (),
-                       create: bool = True, base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+                       create: bool = True, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for nnU-Net subprocesses with the nnU-Net folders in ``root``.
 
     ``root/nnUNet_raw``, ``root/nnUNet_preprocessed`` and ``root/nnUNet_results`` (made unless ``create`` is
@@ -68,7 +73,7 @@ def nnunet_environment(root: Path, *, keep_user_folders: bool = False, trainer_d
     return env
 
 
-def with_cpu_worker_defaults(env: Mapping[str, str]) -> Dict[str, str]:
+def with_cpu_worker_defaults(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` with one augmentation worker (``nnUNet_n_proc_DA``) unless the user set another count: on a small
     CPU machine the other cores go to the network."""
     env = dict(env)
@@ -81,7 +86,7 @@ def dataset_id_in_use(env: Mapping[str, str], dataset_id: int) -> bool:
     return any(datasets_using_id(Path(env[name]), dataset_id) for name in NNUNET_FOLDER_VARIABLES if env.get(name))
 
 
-def free_dataset_id(env: Mapping[str, str], wanted: Optional[int], candidates: Sequence[int]) -> int:
+def free_dataset_id(env: Mapping[str, str], wanted: int | None, candidates: Sequence[int]) -> int:
     """``wanted`` if no dataset in the nnU-Net folders of ``env`` uses it (else an error), or the first unused
     id of ``candidates``."""
     if wanted is not None:
@@ -113,9 +118,9 @@ def _command_line(cmd: Sequence[str]) -> str:
     return " ".join([Path(cmd[0]).name, *map(str, cmd[1:])])
 
 
-def run_logged(cmd: Sequence[str], env: Optional[Mapping[str, str]], log_file: Path, *, label: Optional[str] = None,
-               show: Sequence[str] = (), timeout_s: Optional[float] = None,
-               on_start: Optional[Callable[[subprocess.Popen], None]] = None) -> RunRecord:
+def run_logged(cmd: Sequence[str], env: Mapping[str, str] | None, log_file: Path, *, label: str | None = None,
+               show: Sequence[str] = (), timeout_s: float | None = None,
+               on_start: Callable[[subprocess.Popen], None] | None = None) -> RunRecord:
     """Run ``cmd`` with its stdout and stderr in ``log_file``; the lines containing one of ``show`` are logged too.
 
     The command runs in a session of its own, so that on a timeout (or an interruption of this process) it is
@@ -176,20 +181,20 @@ class LoggedRun:
     """One command for :func:`run_logged_together`: as :func:`run_logged` takes it."""
 
     cmd: Sequence[str]
-    env: Optional[Mapping[str, str]]
+    env: Mapping[str, str] | None
     log_file: Path
 
 
-def run_logged_together(runs: Mapping[str, LoggedRun], timeout_s: Optional[float] = None) -> Dict[str, RunRecord]:
+def run_logged_together(runs: Mapping[str, LoggedRun], timeout_s: float | None = None) -> dict[str, RunRecord]:
     """:func:`run_logged` of every ``runs`` value (the key is its label), all started at once, one thread each;
     returns their records by label once all have ended.
 
     Raises:
         SMAFormerError: one or more failed or ran past ``timeout_s``; the message holds every failure.
     """
-    records: Dict[str, RunRecord] = {}
-    failures: Dict[str, BaseException] = {}
-    processes: List[subprocess.Popen] = []
+    records: dict[str, RunRecord] = {}
+    failures: dict[str, BaseException] = {}
+    processes: list[subprocess.Popen] = []
 
     def run(label: str, job: LoggedRun) -> None:
         try:
@@ -224,7 +229,7 @@ def run_logged_together(runs: Mapping[str, LoggedRun], timeout_s: Optional[float
 class Stages:
     """Wall time of named stages: ``with stages("train"): ...``; ``seconds`` keeps them in order."""
 
-    seconds: Dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -235,8 +240,8 @@ class Stages:
 
 
 def write_phantom_dataset(env: Mapping[str, str], dataset_id: int, work: Path, *, size: int, slices: int, seed: int,
-                          cases: Optional[Sequence[int]] = None, spacing: Optional[Tuple[float, float, float]] = None,
-                          overwrite: bool = False, num_processes: Optional[int] = None) -> Tuple[str, Path]:
+                          cases: Sequence[int] | None = None, spacing: tuple[float, float, float] | None = None,
+                          overwrite: bool = False, num_processes: int | None = None) -> tuple[str, Path]:
     """A phantom in the BTCV layout (:func:`~nnunetv2_smaformer.conversion.phantom.make_phantom`, written to
     ``work/phantom`` and removed again) converted into the nnU-Net dataset ``dataset_id`` of ``env``'s folders.
 
@@ -263,7 +268,7 @@ def write_phantom_dataset(env: Mapping[str, str], dataset_id: int, work: Path, *
 
 
 def plan_and_preprocess_command(dataset_ids: Sequence[int], num_processes: int = 2,
-                                configuration: str = "2d") -> List[str]:
+                                configuration: str = "2d") -> list[str]:
     """``nnUNetv2_plan_and_preprocess -d IDS -c CONFIGURATION --verify_dataset_integrity`` with ``num_processes``
     for the fingerprint as for the preprocessing (nnU-Net's ``-npfp`` is 8 whatever the machine; on 2 cores, 8
     spawned workers cost more start-up than they save). The first item is the console script's name
@@ -311,8 +316,8 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def run_worker(module: str, spec: dict, workdir: Path, *, name: str, env: Optional[Mapping[str, str]] = None,
-               timeout_s: Optional[float] = None, log_file: Optional[Path] = None) -> dict:
+def run_worker(module: str, spec: dict, workdir: Path, *, name: str, env: Mapping[str, str] | None = None,
+               timeout_s: float | None = None, log_file: Path | None = None) -> dict:
     """Run ``python -m MODULE SPEC.json RESULT.json`` (a module whose main is :func:`worker_main`) in a fresh
     process and return the JSON record it wrote. Its output goes to ``log_file`` (default ``workdir/NAME.log``)."""
     workdir.mkdir(parents=True, exist_ok=True)

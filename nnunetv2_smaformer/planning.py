@@ -19,10 +19,10 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
 
 from nnunetv2_smaformer.errors import ConfigurationError
 from nnunetv2_smaformer.network.stride import NETWORK_STRIDE
@@ -41,7 +41,7 @@ PLANNED_KEYS = ("data_identifier", "spacing", "median_image_size_in_voxels", "pa
 _TMP = ".smaformer_tmp_"
 
 
-def whole_slice_size(configuration: dict) -> Optional[int]:
+def whole_slice_size(configuration: dict) -> int | None:
     """The slice size of a whole-slice configuration (its marker), ``None`` for any other configuration."""
     marker = configuration.get(WHOLE_SLICE_KEY)
     return int(marker["size"]) if isinstance(marker, dict) and "size" in marker else None
@@ -137,7 +137,7 @@ def _complete(data_folder: Path, cases: Sequence[str]) -> bool:
     return data_folder.is_dir() and all((data_folder / f"{case}.pkl").is_file() for case in cases)
 
 
-def _training_files(dataset: str) -> Tuple[dict, Dict[str, dict]]:
+def _training_files(dataset: str) -> tuple[dict, dict[str, dict]]:
     """The raw dataset's ``dataset.json`` and nnU-Net's ``{case: {"images": [...], "label": path}}`` of its
     training cases."""
     from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
@@ -180,7 +180,7 @@ def _preprocess(dataset: str, plans: dict, plans_dir: Path, name: str, num_proce
     return built
 
 
-def _copy_ground_truth(dataset: str, dataset_json: dict, training_files: Dict[str, dict]) -> None:
+def _copy_ground_truth(dataset: str, dataset_json: dict, training_files: dict[str, dict]) -> None:
     """The training labels in ``gt_segmentations`` (nnU-Net's validation reads them), as
     ``nnUNetv2_preprocess`` copies them; present already after ``nnUNetv2_plan_and_preprocess``."""
     target = Path(os.environ["nnUNet_preprocessed"]) / dataset / "gt_segmentations"

@@ -17,8 +17,9 @@ machine without nnU-Net's training stack.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import ContextManager, Iterable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -37,11 +38,11 @@ class Precision:
     needed, and why it was chosen (for the training log)."""
 
     name: str
-    autocast_dtype: Optional[torch.dtype]
+    autocast_dtype: torch.dtype | None
     grad_scaler: bool
     reason: str
 
-    def autocast(self, device: torch.device) -> ContextManager:
+    def autocast(self, device: torch.device) -> AbstractContextManager:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=self.autocast_dtype)
@@ -72,7 +73,7 @@ def resolve_precision(requested: str, device: torch.device) -> Precision:
                      f"set by the trainer ({'with' if requested == 'fp16' else 'no'} GradScaler)")
 
 
-def inference_autocast_dtypes(requested: str) -> Optional[Tuple[torch.dtype, ...]]:
+def inference_autocast_dtypes(requested: str) -> tuple[torch.dtype, ...] | None:
     """Autocast dtypes the network may run under when built by a trainer with ``precision = requested``, outside
     training (nnU-Net's predictor): never less safe than any precision that setting trains in.
 
@@ -82,14 +83,14 @@ def inference_autocast_dtypes(requested: str) -> Optional[Tuple[torch.dtype, ...
     return {"auto": (torch.bfloat16,), "bf16": (torch.bfloat16,), "fp16": None, "fp32": ()}[requested]
 
 
-def training_autocast_dtypes(precision: Precision) -> Optional[Tuple[torch.dtype, ...]]:
+def training_autocast_dtypes(precision: Precision) -> tuple[torch.dtype, ...] | None:
     """Autocast dtypes the network may run under while a trainer trains in ``precision`` (its validation steps
     autocast to fp16 on CUDA): the training dtype itself, or fp32 only."""
     return () if precision.autocast_dtype is None else (precision.autocast_dtype,)
 
 
 def backward_and_step(loss: torch.Tensor, parameters: Iterable[nn.Parameter], optimizer: torch.optim.Optimizer,
-                      grad_scaler: Optional[torch.amp.GradScaler], clip_norm: float, all_ranks: bool = False) -> bool:
+                      grad_scaler: torch.amp.GradScaler | None, clip_norm: float, all_ranks: bool = False) -> bool:
     """Backward, clipping to ``clip_norm`` and the optimiser step; returns whether the step was taken.
 
     The step is skipped (no weight and no optimiser state changes) when the loss or the gradients' total norm is
@@ -134,10 +135,10 @@ class NonFiniteGuard:
             raise ValueError(f"max_consecutive must be >= 1, got {max_consecutive}")
         self.max_consecutive = max_consecutive
         self.precision = precision
-        self.buffers: List[torch.Tensor] = [
+        self.buffers: list[torch.Tensor] = [
             buffer for module in network.modules() if isinstance(module, nn.modules.batchnorm._NormBase)
             for buffer in (module.running_mean, module.running_var, module.num_batches_tracked) if buffer is not None]
-        self._saved: List[torch.Tensor] = []
+        self._saved: list[torch.Tensor] = []
         self.consecutive = 0
         self.epoch_skipped = 0
         self.total_skipped = 0
@@ -167,7 +168,7 @@ class NonFiniteGuard:
                 "data for NaN or extreme values.")
 
 
-def non_finite_tensors(state: dict) -> List[str]:
+def non_finite_tensors(state: dict) -> list[str]:
     """Names of the floating-point tensors of a state dict holding NaN or infinity."""
     return [name for name, value in state.items()
             if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all())]

@@ -14,10 +14,10 @@ A leaf module (no numpy, no package imports) shared by conversion and evaluation
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Sequence, Tuple
+from collections.abc import Iterable, Sequence
 
 #: The 13 organs of the BTCV raw release, by their label value there.
-BTCV_LABELS: Dict[int, str] = {
+BTCV_LABELS: dict[int, str] = {
     1: "spleen",
     2: "right_kidney",
     3: "left_kidney",
@@ -34,7 +34,7 @@ BTCV_LABELS: Dict[int, str] = {
 }
 
 #: The 8 organs of the TransUNet benchmark protocol, by their label value in the converted data.
-BENCHMARK_LABELS: Dict[int, str] = {
+BENCHMARK_LABELS: dict[int, str] = {
     1: "aorta",
     2: "gallbladder",
     3: "left_kidney",
@@ -46,26 +46,26 @@ BENCHMARK_LABELS: Dict[int, str] = {
 }
 
 #: BTCV label -> benchmark label. BTCV labels absent here (esophagus, IVC, veins, adrenals) become 0.
-BTCV_TO_BENCHMARK: Dict[int, int] = {8: 1, 4: 2, 3: 3, 2: 4, 6: 5, 11: 6, 1: 7, 7: 8}
+BTCV_TO_BENCHMARK: dict[int, int] = {8: 1, 4: 2, 3: 3, 2: 4, 6: 5, 11: 6, 1: 7, 7: 8}
 
 #: Largest label value of each source release (0 is background in both).
 MAX_BTCV_LABEL = 13
 MAX_BENCHMARK_LABEL = 8
 
 #: TransUNet split: 12 test and 18 training cases, by BTCV number.
-TEST_CASES: Tuple[int, ...] = (1, 2, 3, 4, 8, 22, 25, 29, 32, 35, 36, 38)
-TRAIN_CASES: Tuple[int, ...] = (5, 6, 7, 9, 10, 21, 23, 24, 26, 27, 28, 30, 31, 33, 34, 37, 39, 40)
+TEST_CASES: tuple[int, ...] = (1, 2, 3, 4, 8, 22, 25, 29, 32, 35, 36, 38)
+TRAIN_CASES: tuple[int, ...] = (5, 6, 7, 9, 10, 21, 23, 24, 26, 27, 28, 30, 31, 33, 34, 37, 39, 40)
 #: All 30 labelled BTCV training CTs (1-10, 21-40), sorted.
-ALL_CASES: Tuple[int, ...] = tuple(sorted(TEST_CASES + TRAIN_CASES))
+ALL_CASES: tuple[int, ...] = tuple(sorted(TEST_CASES + TRAIN_CASES))
 
 #: HD95 units of the protocol: voxels (the published tables) or millimetres (from the reference's spacing).
-HD95_UNITS: Tuple[str, ...] = ("voxel", "mm")
+HD95_UNITS: tuple[str, ...] = ("voxel", "mm")
 
 #: Synapse's typical geometry: 512x512 slices of about 0.76 mm, 3 mm apart, 85 to 198 slices a case. The
 #: spacing (x, y, z mm) is given to volumes of the TransUNet release, which stores none, and to phantoms
 #: with Synapse's geometry.
 SYNAPSE_SLICE_SIZE = 512
-SYNAPSE_SPACING: Tuple[float, float, float] = (0.76, 0.76, 3.0)
+SYNAPSE_SPACING: tuple[float, float, float] = (0.76, 0.76, 3.0)
 SYNAPSE_MIN_SLICES = 80
 
 #: nnU-Net dataset name suffix.
@@ -91,7 +91,7 @@ def split_of(case_id: int) -> str:
     raise ValueError(f"{case_name(case_id)} is not one of the 30 Synapse cases")
 
 
-def make_splits(present: Iterable[int]) -> List[Dict[str, List[str]]]:
+def make_splits(present: Iterable[int]) -> list[dict[str, list[str]]]:
     """nnU-Net ``splits_final.json`` content for the cases in ``present``.
 
     Only fold 0 is written: the TransUNet split (train on the training cases, validate on the
@@ -108,7 +108,7 @@ def make_splits(present: Iterable[int]) -> List[Dict[str, List[str]]]:
     ]
 
 
-def missing_cases(present: Iterable[int]) -> Tuple[List[int], List[int]]:
+def missing_cases(present: Iterable[int]) -> tuple[list[int], list[int]]:
     """(missing training ids, missing test ids) relative to the full 30-case Synapse set."""
     have = set(present)
     return [i for i in TRAIN_CASES if i not in have], [i for i in TEST_CASES if i not in have]

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -13,18 +13,18 @@ from nnunet_cli import nnunet_env as _nnunet_env
 REPO = Path(__file__).resolve().parents[1]
 
 
-def nnunet_env(base: Path) -> Dict[str, str]:
+def nnunet_env(base: Path) -> dict[str, str]:
     """Environment with nnUNet_raw/_preprocessed/_results pointing into ``base``, not created: the
     converter must make (or, on failure, not make) them itself."""
     return _nnunet_env(base, create=False)
 
 
-def run_cli(args: Sequence[object], env: Dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+def run_cli(args: Sequence[object], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the ``smaformer ARGS`` console script in a subprocess and capture its output."""
     return run(["smaformer", *args], env, timeout=int(timeout), check=False)
 
 
-def read_case(path: Path) -> Tuple[np.ndarray, Tuple[float, ...], Tuple[float, ...], Tuple[float, ...]]:
+def read_case(path: Path) -> tuple[np.ndarray, tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
     """(array (z, y, x), spacing, origin, direction) of a NIfTI file, as SimpleITK reads it."""
     import SimpleITK as sitk
 
@@ -32,7 +32,7 @@ def read_case(path: Path) -> Tuple[np.ndarray, Tuple[float, ...], Tuple[float, .
     return sitk.GetArrayFromImage(image), image.GetSpacing(), image.GetOrigin(), image.GetDirection()
 
 
-def leftovers(env: Dict[str, str]) -> list:
+def leftovers(env: dict[str, str]) -> list:
     """Everything inside nnUNet_raw and nnUNet_preprocessed (hidden temporary folders included)."""
     found = []
     for var in ("nnUNet_raw", "nnUNet_preprocessed"):

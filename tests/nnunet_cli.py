@@ -8,19 +8,24 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Optional, Sequence
 
 from nnunetv2_smaformer.nnunet_env import EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES
-from nnunetv2_smaformer.pipeline import (LoggedRun, console_script, nnunet_environment, plan_and_preprocess_command,
-                                        run_logged_together)
+from nnunetv2_smaformer.pipeline import (
+    LoggedRun,
+    console_script,
+    nnunet_environment,
+    plan_and_preprocess_command,
+    run_logged_together,
+)
 
 BIN = Path(sys.executable).parent
 EXT_TRAINERS = Path(__file__).parent / "ext_trainers"
 SMOKE = "nnUNetTrainerSMAFormerV2_smoke"
 
 
-def nnunet_env(root: Path, create: bool = True) -> Dict[str, str]:
+def nnunet_env(root: Path, create: bool = True) -> dict[str, str]:
     """Environment with the nnU-Net folders under ``root`` (made unless ``create`` is False), this package's
     and the tests' trainer folders registered, a small CPU budget and no ImageNet weights."""
     base = {k: v for k, v in os.environ.items() if k != EXT_TRAINER_VARIABLE}
@@ -33,8 +38,8 @@ def nnunet_env(root: Path, create: bool = True) -> Dict[str, str]:
     return env
 
 
-def run(args: Sequence[str], env: Optional[Dict[str, str]] = None, timeout: int = 900, check: bool = True,
-        cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
+def run(args: Sequence[str], env: dict[str, str] | None = None, timeout: int = 900, check: bool = True,
+        cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run console script ``args[0]`` with ``args[1:]`` in a subprocess; ``check`` fails the test on a
     non-zero exit, showing the output."""
     cmd = [console_script(args[0]), *map(str, args[1:])]
@@ -47,7 +52,7 @@ def run(args: Sequence[str], env: Optional[Dict[str, str]] = None, timeout: int 
     return result
 
 
-def run_main(args: Sequence[object], env: Dict[str, str]) -> subprocess.CompletedProcess:
+def run_main(args: Sequence[object], env: dict[str, str]) -> subprocess.CompletedProcess:
     """``smaformer ARGS`` in this process through ``nnunetv2_smaformer.cli.main.main``, with ``env`` as
     the whole environment for the call. ``stderr`` holds what the console script would write there
     (log lines, progress bars); an exception other than the package's errors propagates (the test
@@ -74,12 +79,12 @@ def run_main(args: Sequence[object], env: Dict[str, str]) -> subprocess.Complete
     return subprocess.CompletedProcess(["smaformer", *map(str, args)], code, "", stream.getvalue())
 
 
-def model_folder(env: Dict[str, str], dataset: str, trainer: str, configuration: str = "2d") -> Path:
+def model_folder(env: dict[str, str], dataset: str, trainer: str, configuration: str = "2d") -> Path:
     """``$nnUNet_results/<dataset>/<trainer>__nnUNetPlans__<configuration>``."""
     return Path(env["nnUNet_results"]) / dataset / f"{trainer}__nnUNetPlans__{configuration}"
 
 
-def predict(env: Dict[str, str], images: Path, out: Path, dataset_id: int, trainer: str, *extra: object,
+def predict(env: dict[str, str], images: Path, out: Path, dataset_id: int, trainer: str, *extra: object,
             configuration: str = "2d", workers: bool = False) -> subprocess.CompletedProcess:
     """``nnUNetv2_predict`` of fold 0 on the CPU (:func:`_predict_args`)."""
     return run(["nnUNetv2_predict", *_predict_args(images, out, dataset_id, trainer, configuration, extra, workers)],
@@ -96,7 +101,7 @@ def _predict_args(images: Path, out: Path, dataset_id: int, trainer: str, config
             "-device", "cpu", "-npp", processes, "-nps", processes, *extra]
 
 
-def predict_in_parallel(env: Dict[str, str], images: Path, outputs: Dict[str, Path], dataset_id: int,
+def predict_in_parallel(env: dict[str, str], images: Path, outputs: dict[str, Path], dataset_id: int,
                         *extra: object) -> None:
     """:func:`predict` with workers of ``images`` by several trainers' models at once (``outputs``: trainer ->
     output folder): one nnUNetv2_predict process each, started together, so that one's start-up overlaps another's
@@ -108,7 +113,7 @@ def predict_in_parallel(env: Dict[str, str], images: Path, outputs: Dict[str, Pa
     run_logged_together(runs, timeout_s=900)
 
 
-def trainer_in_process(env: Dict[str, str], monkeypatch, dataset: str, trainer: str, configuration: str = "2d",
+def trainer_in_process(env: dict[str, str], monkeypatch, dataset: str, trainer: str, configuration: str = "2d",
                        fold: int = 4):
     """The trainer ``nnUNetv2_train`` would build (nnU-Net's ``get_trainer_from_args``, the trainer looked up by
     name), in this process on the CPU, with ``env``'s nnU-Net folders set for the test (``monkeypatch``) and the
@@ -123,7 +128,7 @@ def trainer_in_process(env: Dict[str, str], monkeypatch, dataset: str, trainer: 
     return get_trainer_from_args(dataset, configuration, fold, trainer, device=torch.device("cpu"))
 
 
-def plan_and_preprocess(env: Dict[str, str], *dataset_ids: int) -> None:
+def plan_and_preprocess(env: dict[str, str], *dataset_ids: int) -> None:
     """``nnUNetv2_plan_and_preprocess`` of ``2d`` (:func:`~nnunetv2_smaformer.pipeline.plan_and_preprocess_command`)
     with one worker process for the fingerprint and one for the preprocessing."""
     run(plan_and_preprocess_command(dataset_ids, num_processes=1), env)

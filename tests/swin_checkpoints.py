@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Dict
 
 import torch
 from timm.models.swin_transformer import SwinTransformer, get_relative_position_index
@@ -12,7 +11,7 @@ from timm.models.swin_transformer import SwinTransformer, get_relative_position_
 _TIMM_DOWNSAMPLE = re.compile(r"^layers\.(\d+)\.downsample\.")
 
 
-def official_swin_t_state_dict(seed: int = 0) -> Dict[str, torch.Tensor]:
+def official_swin_t_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     """A randomly initialised Swin-T (224, window 7, 1000 classes) in the official v1.0.0 layout.
 
     190 tensors: patch merging at the end of stages 0-2, ``head.weight/bias``, and the 12
@@ -20,7 +19,7 @@ def official_swin_t_state_dict(seed: int = 0) -> Dict[str, torch.Tensor]:
     """
     torch.manual_seed(seed)
     model = SwinTransformer(img_size=224, window_size=7, num_classes=1000)
-    state: Dict[str, torch.Tensor] = {}
+    state: dict[str, torch.Tensor] = {}
     for name, tensor in model.state_dict().items():
         name = _TIMM_DOWNSAMPLE.sub(lambda m: f"layers.{int(m.group(1)) - 1}.downsample.", name)
         state[name.replace("head.fc.", "head.")] = tensor.clone()

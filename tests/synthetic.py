@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
 
 
-def _blobs(shape: Tuple[int, int, int], num_labels: int, rng: np.random.Generator) -> np.ndarray:
+def _blobs(shape: tuple[int, int, int], num_labels: int, rng: np.random.Generator) -> np.ndarray:
     """Label map [z, y, x] with one ellipsoid per foreground label at a random place."""
     zz, yy, xx = np.meshgrid(*(np.arange(s) for s in shape), indexing="ij")
     seg = np.zeros(shape, dtype=np.uint8)
@@ -28,8 +28,8 @@ def write_dataset(
     num_cases: int = 5,
     channel_names: Sequence[str] = ("CT",),
     num_labels: int = 3,
-    shape: Tuple[int, int, int] = (8, 64, 64),
-    spacing_xyz: Tuple[float, float, float] = (0.8, 0.8, 3.0),
+    shape: tuple[int, int, int] = (8, 64, 64),
+    spacing_xyz: tuple[float, float, float] = (0.8, 0.8, 3.0),
     seed: int = 0,
 ) -> Path:
     """Write ``Dataset{id}_{name}`` with ``num_cases`` training cases; returns the dataset folder.
@@ -49,7 +49,7 @@ def write_dataset(
             image = base + step * seg.astype(np.float32) + rng.normal(0, noise, shape).astype(np.float32)
             _write(image, folder / "imagesTr" / f"case_{case:03d}_{channel:04d}.nii.gz", spacing_xyz)
         _write(seg, folder / "labelsTr" / f"case_{case:03d}.nii.gz", spacing_xyz)
-    labels: Dict[str, int] = {"background": 0, **{f"organ{i}": i for i in range(1, num_labels + 1)}}
+    labels: dict[str, int] = {"background": 0, **{f"organ{i}": i for i in range(1, num_labels + 1)}}
     dataset_json = {
         "channel_names": {str(i): c for i, c in enumerate(channel_names)},
         "labels": labels,
@@ -61,7 +61,7 @@ def write_dataset(
     return folder
 
 
-def _write(array: np.ndarray, path: Path, spacing_xyz: Tuple[float, float, float]) -> None:
+def _write(array: np.ndarray, path: Path, spacing_xyz: tuple[float, float, float]) -> None:
     image = sitk.GetImageFromArray(array)
     image.SetSpacing(spacing_xyz)
     image.SetOrigin((-20.0, 15.0, 100.0))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import List
 
 import pytest
 import torch
@@ -23,12 +22,12 @@ ORGANS = ["organ1", "organ2", "organ3"]
 
 
 @pytest.fixture(scope="module")
-def validation_cases(ct) -> List[str]:
+def validation_cases(ct) -> list[str]:
     splits = json.loads((Path(ct["nnUNet_preprocessed"]) / DATASET / "splits_final.json").read_text())
     return sorted(splits[0]["val"])
 
 
-def compare_cmd(ct, *methods, out: Path, extra=()) -> List[str]:
+def compare_cmd(ct, *methods, out: Path, extra=()) -> list[str]:
     cmd = ["smaformer", "compare"]
     for model, pred in methods:
         cmd += ["--method", model, pred]

@@ -17,7 +17,6 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 import pytest
@@ -33,7 +32,7 @@ COMPILE_TRAINER = nnUNetTrainerSMAFormerV2_compileTest.__name__
 IN_CHANNELS, NUM_CLASSES, SIZE, BATCH = 1, 4, 64, 2
 
 
-def relative_error(actual: List[torch.Tensor], expected: List[torch.Tensor]) -> float:
+def relative_error(actual: list[torch.Tensor], expected: list[torch.Tensor]) -> float:
     """One relative norm over all tensors: ``||a - e|| / ||e||``.
 
     Per tensor, gradients of conv biases right before a BatchNorm are pure rounding noise (their true
@@ -78,14 +77,14 @@ def training_step(model, runner, loss_fn, data, targets):
     return [o.detach() for o in outputs], loss.detach(), gradients(model)
 
 
-def gradients(model) -> Dict[str, torch.Tensor]:
+def gradients(model) -> dict[str, torch.Tensor]:
     """{parameter name: gradient}. Without a gradient (None) counts as zero: eager leaves the 1/16 head
     without one (nnU-Net weights its loss 0 and skips it), AOT autograd hands it zeros."""
     return {name: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
             for name, p in model.named_parameters()}
 
 
-def gradient_error(actual: Dict[str, torch.Tensor], expected: Dict[str, torch.Tensor]) -> float:
+def gradient_error(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> float:
     assert actual.keys() == expected.keys()
     assert len(expected) > 100  # the whole network, not a corner of it
     return relative_error([actual[k] for k in expected], list(expected.values()))
@@ -103,7 +102,7 @@ def inductor_cache(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def compiled(inductor_cache, record_figure) -> Dict[str, object]:
+def compiled(inductor_cache, record_figure) -> dict[str, object]:
     """One compiled training step with deep supervision next to eager, with compile times and counters.
 
     inductor draws its random numbers as eager does (``fallback_random``, as the compile test trainer sets it), so

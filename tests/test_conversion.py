@@ -12,8 +12,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Dict, List
 
 import h5py
 import numpy as np
@@ -21,11 +21,10 @@ import pytest
 import SimpleITK as sitk
 
 from _conversion_helpers import REPO, console_script, leftovers, nnunet_env, read_case, run_cli, run_main
-
 from nnunetv2_smaformer.conversion import synapse
+from nnunetv2_smaformer.conversion.btcv import scan as scan_btcv
 from nnunetv2_smaformer.conversion.converter import convert_synapse
 from nnunetv2_smaformer.conversion.phantom import PhantomCase, make_phantom
-from nnunetv2_smaformer.conversion.btcv import scan as scan_btcv
 from nnunetv2_smaformer.conversion.sources import detect_layout
 from nnunetv2_smaformer.errors import ConversionError
 from nnunetv2_smaformer.pipeline import plan_and_preprocess_command
@@ -73,7 +72,7 @@ def test_label_mapping_and_split_follow_the_spec() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _full_conversion(tmp_path_factory: pytest.TempPathFactory, layout: str, dataset_id: int) -> Dict[str, object]:
+def _full_conversion(tmp_path_factory: pytest.TempPathFactory, layout: str, dataset_id: int) -> dict[str, object]:
     """All 30 phantom cases in ``layout`` converted by the console script."""
     base = tmp_path_factory.mktemp(f"full_{layout}")
     truth = make_phantom(base / "src", layout, size=SIZE, slices=SLICES, seed=SEED)
@@ -83,20 +82,20 @@ def _full_conversion(tmp_path_factory: pytest.TempPathFactory, layout: str, data
 
 
 @pytest.fixture(scope="module")
-def full_btcv(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, object]:
+def full_btcv(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return _full_conversion(tmp_path_factory, "btcv", 11)
 
 
 @pytest.fixture(scope="module")
-def full_transunet(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, object]:
+def full_transunet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return _full_conversion(tmp_path_factory, "transunet", 12)
 
 
-def _dataset_dir(run: Dict[str, object]) -> Path:
+def _dataset_dir(run: dict[str, object]) -> Path:
     return Path(run["env"]["nnUNet_raw"]) / f"Dataset{run['id']:03d}_Synapse"  # type: ignore[index]
 
 
-def _check_layout(run: Dict[str, object], fmt: str) -> None:
+def _check_layout(run: dict[str, object], fmt: str) -> None:
     result = run["result"]
     assert result.returncode == 0, result.stderr  # type: ignore[union-attr]
     out = _dataset_dir(run)
@@ -135,11 +134,11 @@ def _check_layout(run: Dict[str, object], fmt: str) -> None:
     assert [p.name for p in Path(run["env"]["nnUNet_raw"]).iterdir()] == [out.name]  # no temp folder left
 
 
-def test_btcv_full_conversion_layout(full_btcv: Dict[str, object]) -> None:
+def test_btcv_full_conversion_layout(full_btcv: dict[str, object]) -> None:
     _check_layout(full_btcv, "btcv")
 
 
-def test_btcv_full_conversion_voxels_and_geometry(full_btcv: Dict[str, object]) -> None:
+def test_btcv_full_conversion_voxels_and_geometry(full_btcv: dict[str, object]) -> None:
     out = _dataset_dir(full_btcv)
     for case in full_btcv["truth"]:  # type: ignore[attr-defined]
         image, spacing, origin, direction = read_case(out / "imagesTr" / f"{case.name}_0000.nii.gz")
@@ -157,11 +156,11 @@ def test_btcv_full_conversion_voxels_and_geometry(full_btcv: Dict[str, object]) 
     assert list(all_labels) == list(range(14))
 
 
-def test_transunet_full_conversion_layout(full_transunet: Dict[str, object]) -> None:
+def test_transunet_full_conversion_layout(full_transunet: dict[str, object]) -> None:
     _check_layout(full_transunet, "transunet")
 
 
-def test_transunet_full_conversion_voxels_orientation_spacing(full_transunet: Dict[str, object]) -> None:
+def test_transunet_full_conversion_voxels_orientation_spacing(full_transunet: dict[str, object]) -> None:
     out = _dataset_dir(full_transunet)
     src = Path(full_transunet["base"]) / "src"  # type: ignore[arg-type]
     for case in full_transunet["truth"]:  # type: ignore[attr-defined]
@@ -190,7 +189,7 @@ def test_transunet_full_conversion_voxels_orientation_spacing(full_transunet: Di
     assert itk.GetPixel(int(x), int(y), int(z)) == 5
 
 
-def test_btcv_and_transunet_give_the_same_labels(full_btcv: Dict[str, object], full_transunet: Dict[str, object]) -> None:
+def test_btcv_and_transunet_give_the_same_labels(full_btcv: dict[str, object], full_transunet: dict[str, object]) -> None:
     """Same phantom, two layouts: identical label volumes and label statistics."""
     b, t = _dataset_dir(full_btcv), _dataset_dir(full_transunet)
     for case_id in synapse.ALL_CASES:
@@ -205,7 +204,7 @@ def test_btcv_and_transunet_give_the_same_labels(full_btcv: Dict[str, object], f
 
 @pytest.mark.parametrize("which", ["btcv", "transunet"])
 def test_nnunet_plan_and_preprocess_verifies_the_output(
-    which: str, full_btcv: Dict[str, object], full_transunet: Dict[str, object]
+    which: str, full_btcv: dict[str, object], full_transunet: dict[str, object]
 ) -> None:
     run = full_btcv if which == "btcv" else full_transunet
     assert run["result"].returncode == 0  # type: ignore[union-attr]
@@ -230,7 +229,7 @@ def test_nnunet_plan_and_preprocess_verifies_the_output(
 # --------------------------------------------------------------------------------------------
 
 
-def _small(tmp_path: Path, layout: str, cases=SMALL_CASES, **kwargs) -> List[PhantomCase]:
+def _small(tmp_path: Path, layout: str, cases=SMALL_CASES, **kwargs) -> list[PhantomCase]:
     return make_phantom(tmp_path / "src", layout, cases=cases, size=16, slices=4, seed=SEED, **kwargs)
 
 
@@ -547,14 +546,14 @@ def _h5(src: Path, case_id: int) -> Path:
     return src / "test_vol_h5" / f"case{case_id:04d}.npy.h5"
 
 
-def _rewrite_npz(src: Path, case_id: int, slice_no: int, change: Callable[[Dict[str, np.ndarray]], Dict]) -> None:
+def _rewrite_npz(src: Path, case_id: int, slice_no: int, change: Callable[[dict[str, np.ndarray]], dict]) -> None:
     path = _npz(src, case_id, slice_no)
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
     np.savez_compressed(path, **change(arrays))
 
 
-def _rewrite_h5(src: Path, case_id: int, change: Callable[[Dict[str, np.ndarray]], Dict]) -> None:
+def _rewrite_h5(src: Path, case_id: int, change: Callable[[dict[str, np.ndarray]], dict]) -> None:
     path = _h5(src, case_id)
     with h5py.File(path, "r") as handle:
         arrays = {k: handle[k][()] for k in handle}
@@ -568,7 +567,7 @@ def _copy(src: Path, dst: Path) -> None:
     dst.write_bytes(src.read_bytes())
 
 
-def _set(arrays: Dict[str, np.ndarray], key: str, value: np.ndarray) -> Dict[str, np.ndarray]:
+def _set(arrays: dict[str, np.ndarray], key: str, value: np.ndarray) -> dict[str, np.ndarray]:
     arrays = dict(arrays)
     arrays[key] = value
     return arrays
@@ -757,7 +756,7 @@ TRANSUNET_ERRORS = {
 }
 
 
-def _assert_failed_cleanly(result: subprocess.CompletedProcess, env: Dict[str, str], expected: List[str]) -> None:
+def _assert_failed_cleanly(result: subprocess.CompletedProcess, env: dict[str, str], expected: list[str]) -> None:
     assert result.returncode == 2, result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
     assert len(error_lines) == 1, result.stderr
@@ -771,7 +770,7 @@ def _assert_failed_cleanly(result: subprocess.CompletedProcess, env: Dict[str, s
 _PARALLEL_ERRORS = ("label_value_14", "truncated_image", "h5_label_value_13", "truncated_npz")
 
 
-def _check_bad_input(tmp_path: Path, layout: str, name: str, errors: Dict[str, tuple], dataset_id: int) -> None:
+def _check_bad_input(tmp_path: Path, layout: str, name: str, errors: dict[str, tuple], dataset_id: int) -> None:
     mutate, expected = errors[name]
     _small(tmp_path, layout)
     mutate(tmp_path / "src")

@@ -79,8 +79,12 @@ def test_demo_end_to_end(smaformer_bin, tmp_path, record_figure):
 
 def test_demo_trainers_describe_their_budget_and_settings():
     # The report quotes these lines: they must say what the classes do.
-    from nnunetv2_smaformer.demo.trainers import (DEMO_MIN_MEAN_DSC, nnUNetTrainer_demoCPU, nnUNetTrainerAdam_demoCPU,
-                                                  nnUNetTrainerSMAFormerV2_demoCPU)
+    from nnunetv2_smaformer.demo.trainers import (
+        DEMO_MIN_MEAN_DSC,
+        nnUNetTrainer_demoCPU,
+        nnUNetTrainerAdam_demoCPU,
+        nnUNetTrainerSMAFormerV2_demoCPU,
+    )
 
     budget = "12 epochs x 40 iterations x batch 2 = 960 training patches, no mirroring"
     for trainer in (nnUNetTrainer_demoCPU, nnUNetTrainerAdam_demoCPU, nnUNetTrainerSMAFormerV2_demoCPU):

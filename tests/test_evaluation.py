@@ -5,8 +5,8 @@ import csv
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import pytest
@@ -32,7 +32,7 @@ def binary():
 # ----------------------------------------------------------------------------- helpers
 
 
-def medpy_percase(binary, pred: np.ndarray, gt: np.ndarray, spacing=None) -> Tuple[float, float]:
+def medpy_percase(binary, pred: np.ndarray, gt: np.ndarray, spacing=None) -> tuple[float, float]:
     """TransUNet's calculate_metric_percase with medpy on full volumes (the oracle)."""
     pred, gt = pred > 0, gt > 0
     if pred.sum() > 0 and gt.sum() > 0:
@@ -65,7 +65,7 @@ def write_nifti(path: Path, array: np.ndarray, spacing_xyz=(1.0, 1.0, 1.0)) -> P
     return path
 
 
-def assert_close(actual: Tuple[float, float], expected: Tuple[float, float]) -> None:
+def assert_close(actual: tuple[float, float], expected: tuple[float, float]) -> None:
     assert actual[0] == pytest.approx(expected[0], abs=TOL)
     assert actual[1] == pytest.approx(expected[1], abs=TOL)
 
@@ -154,7 +154,7 @@ def test_case_metrics_rejects_bad_input() -> None:
 
 
 @pytest.fixture
-def folders(tmp_path: Path) -> Tuple[Path, Path, Dict[str, Tuple[np.ndarray, np.ndarray]]]:
+def folders(tmp_path: Path) -> tuple[Path, Path, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Three cases with anisotropic spacing; gt holds one extra case without a prediction."""
     rng = np.random.default_rng(123)
     pred_dir, gt_dir = tmp_path / "pred", tmp_path / "gt"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Tuple
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -25,7 +24,7 @@ def write_nifti(path: Path, array: np.ndarray, spacing_xyz=(0.8, 0.8, 3.0)) -> P
 
 
 @pytest.fixture
-def volumes(tmp_path: Path) -> Tuple[Path, Path, Path]:
+def volumes(tmp_path: Path) -> tuple[Path, Path, Path]:
     """CT-like image (HU), ground truth with labels 1 and 2, prediction with label 1 only.
 
     Foreground per slice: z=1 small, z=3 largest, z=4 medium, others none.
@@ -60,7 +59,7 @@ def test_select_slices_picks_most_foreground() -> None:
         select_slices(gt, pred, 0)
 
 
-def _has_color(png: np.ndarray, rgb: Tuple[float, float, float]) -> bool:
+def _has_color(png: np.ndarray, rgb: tuple[float, float, float]) -> bool:
     target = np.round(np.asarray(rgb) * 255) / 255
     return bool(np.any(np.all(np.abs(png[..., :3] - target) < 2.5 / 255, axis=-1)))
 

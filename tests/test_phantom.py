@@ -9,7 +9,6 @@ import pytest
 import SimpleITK as sitk
 
 from _conversion_helpers import nnunet_env, read_case, run_cli
-
 from nnunetv2_smaformer.conversion import synapse
 from nnunetv2_smaformer.conversion.phantom import (
     AIR_HU,

@@ -11,13 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from ext_trainers.nnUNetTrainerSMAFormerV2_testing import nnUNetTrainerSMAFormerV2_bf16Test, nnUNetTrainerSMAFormerV2_nanRun
+from ext_trainers.nnUNetTrainerSMAFormerV2_testing import (
+    nnUNetTrainerSMAFormerV2_bf16Test,
+    nnUNetTrainerSMAFormerV2_nanRun,
+)
 from nnunet_cli import model_folder, run, trainer_in_process
 from nnunetv2_smaformer.errors import NonFiniteTrainingError
 from nnunetv2_smaformer.nnunet_env import nnunet_environ
-from nnunetv2_smaformer.training import (nnUNetTrainerSMAFormerV2, nnUNetTrainerSMAFormerV2_fp16,
-                                         nnUNetTrainerSMAFormerV2_fp32)
 from nnunetv2_smaformer.precision import resolve_precision
+from nnunetv2_smaformer.training import (
+    nnUNetTrainerSMAFormerV2,
+    nnUNetTrainerSMAFormerV2_fp16,
+    nnUNetTrainerSMAFormerV2_fp32,
+)
 
 DATASET = "Dataset501_TinyCT"
 

@@ -83,11 +83,10 @@ def _ddp_trainer_worker(rank: int, world_size: int, port: int, out_dir: str, env
     """One rank: the trainer's own set-up (nnU-Net's initialize with ours, ImageNet weights through the DDP wrapper),
     training steps with the non-finite guard agreed over the ranks, and nnU-Net's epoch-end loss gathering."""
     import nnunetv2.training.nnUNetTrainer.nnUNetTrainer as nnunet_trainer_module
+    from nnunetv2.run.run_training import get_trainer_from_args
 
     from ext_trainers.nnUNetTrainerSMAFormerV2_testing import nnUNetTrainerSMAFormerV2_smokeImageNet
     from nnunetv2_smaformer.training.trainer import no_weight_decay, unwrap_network
-
-    from nnunetv2.run.run_training import get_trainer_from_args
 
     os.environ.update(env)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), nnUNet_n_proc_DA="0")

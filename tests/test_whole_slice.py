@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_cli import (SMOKE, model_folder, nnunet_env, plan_and_preprocess, predict, run, run_main,
-                        trainer_in_process)
+from nnunet_cli import SMOKE, model_folder, nnunet_env, plan_and_preprocess, predict, run, run_main, trainer_in_process
 from synthetic import write_dataset
 
 DATASET = "Dataset503_WideCT"

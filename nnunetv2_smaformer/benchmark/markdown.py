@@ -3,17 +3,17 @@ benchmark's page. Pure formatting of report dicts; nothing is measured here."""
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 
-def fmt(value: Optional[float], spec: str, unit: str = "") -> str:
+def fmt(value: float | None, spec: str, unit: str = "") -> str:
     """``value`` formatted with ``spec`` and ``unit``; a dash for a missing or non-finite value."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
     return f"{value:{spec}}{unit}"
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> List[str]:
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> list[str]:
     """A Markdown table's lines; ``align`` holds one ``---:`` / ``:---`` per column."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

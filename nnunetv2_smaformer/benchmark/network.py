@@ -13,9 +13,9 @@ import logging
 import platform
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -37,13 +37,13 @@ class Measurement:
     name: str
     parameters: int
     batch_size: int
-    train_step_s: List[float] = field(default_factory=list)
-    inference_batch_s: List[float] = field(default_factory=list)
-    peak_memory_mib: Optional[float] = None
+    train_step_s: list[float] = field(default_factory=list)
+    inference_batch_s: list[float] = field(default_factory=list)
+    peak_memory_mib: float | None = None
     #: Training steps skipped because their loss or gradients were not finite (the trainer's rule).
     nonfinite_steps: int = 0
     #: dtype of the network's output in inference (shows the autocast that ran).
-    inference_output_dtype: Optional[str] = None
+    inference_output_dtype: str | None = None
 
     @property
     def train_step_median_s(self) -> float:
@@ -87,13 +87,13 @@ def set_deep_supervision(model: nn.Module, enabled: bool) -> None:
         decoder.deep_supervision = enabled
 
 
-def _as_list(outputs) -> List[torch.Tensor]:
+def _as_list(outputs) -> list[torch.Tensor]:
     # With deep supervision on, SMAFormerV2 returns 4 maps and nnU-Net's U-Nets one per decoder stage;
     # a network without deep supervision returns a single tensor.
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
-def _targets(outputs: List[torch.Tensor], num_classes: int, generator: torch.Generator) -> List[torch.Tensor]:
+def _targets(outputs: list[torch.Tensor], num_classes: int, generator: torch.Generator) -> list[torch.Tensor]:
     full = torch.randint(0, num_classes, (outputs[0].shape[0], 1, *outputs[0].shape[2:]), generator=generator)
     targets = []
     for out in outputs:
@@ -121,10 +121,10 @@ class BenchmarkSettings:
     steps: int = 5
     warmup: int = 2
     device: torch.device = torch.device("cpu")
-    amp_dtype: Optional[torch.dtype] = None
+    amp_dtype: torch.dtype | None = None
     compile_model: bool = False
     baseline: bool = True
-    reference: Optional[Path] = None
+    reference: Path | None = None
     reference_windows: Sequence[int] = (7,)
 
 
@@ -166,8 +166,8 @@ class StepRunner:
         self.autocast = settings.amp_dtype
         # fp16 trains with a GradScaler, as nnU-Net does; bf16 and fp32 need none.
         self.grad_scaler = torch.amp.GradScaler(device.type) if settings.amp_dtype is torch.float16 else None
-        self.loss_fn: Optional[nn.Module] = None
-        self.targets: Optional[List[torch.Tensor]] = None
+        self.loss_fn: nn.Module | None = None
+        self.targets: list[torch.Tensor] | None = None
         self.result = Measurement(name=config.name, parameters=sum(p.numel() for p in self.model.parameters()),
                                   batch_size=batch_size)
 
@@ -220,7 +220,7 @@ class StepRunner:
             self.result.inference_batch_s.append(elapsed)
 
 
-def measure_interleaved(configs: Sequence[NetworkConfig], settings: BenchmarkSettings) -> Dict[str, Measurement]:
+def measure_interleaved(configs: Sequence[NetworkConfig], settings: BenchmarkSettings) -> dict[str, Measurement]:
     """Time ``steps`` training steps, then ``steps`` inference batches, of every configuration, interleaved.
 
     Repetition ``i`` runs one step of each configuration, starting with configuration ``i mod n``, so
@@ -251,7 +251,7 @@ def measure(
     steps: int = 5,
     warmup: int = 2,
     device: torch.device = torch.device("cpu"),
-    amp_dtype: Optional[torch.dtype] = None,
+    amp_dtype: torch.dtype | None = None,
     compile_model: bool = False,
 ) -> Measurement:
     """Time one network trained with deep supervision (see :func:`measure_interleaved`).
@@ -289,7 +289,7 @@ SINGLE_OUTPUT_CONFIG = "smaformer_v2_single_output"
 REFERENCE_INPUT_CHANNELS = 3
 
 
-def benchmark_configs(settings: BenchmarkSettings) -> List[NetworkConfig]:
+def benchmark_configs(settings: BenchmarkSettings) -> list[NetworkConfig]:
     """The configurations to time, ours first; the reference file is imported here (errors before any timing)."""
     from nnunetv2_smaformer.benchmark.reference import reference_builder, reference_config_name
     from nnunetv2_smaformer.network.smaformer import SMAFormerV2
@@ -353,7 +353,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
     return report
 
 
-def format_report(report: dict) -> List[str]:
+def format_report(report: dict) -> list[str]:
     """The report as the lines ``smaformer benchmark-network`` prints."""
     s = report["settings"]
     lines = [f"{report['environment']['device']}, batch {s['batch_size']}, {s['img_size']}x{s['img_size']}, "
@@ -367,8 +367,8 @@ def format_report(report: dict) -> List[str]:
     return lines
 
 
-def environment(device: torch.device) -> Dict[str, object]:
-    info: Dict[str, object] = {
+def environment(device: torch.device) -> dict[str, object]:
+    info: dict[str, object] = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "processor": platform.processor() or platform.machine(),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from typing import Iterator, List, Tuple
+from collections.abc import Iterator
 
 from nnunetv2_smaformer.errors import SMAFormerError
 from nnunetv2_smaformer.nnunet_env import nnunet_environ
@@ -50,7 +50,7 @@ def _managers(plans: dict, configuration: str):
     return plans_manager, plans_manager.get_configuration(configuration)
 
 
-def input_output_channels(plans: dict, configuration: str, dataset_json: dict) -> Tuple[int, int]:
+def input_output_channels(plans: dict, configuration: str, dataset_json: dict) -> tuple[int, int]:
     """``(input channels, segmentation heads)`` as nnU-Net derives them for ``configuration``."""
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 
@@ -60,7 +60,7 @@ def input_output_channels(plans: dict, configuration: str, dataset_json: dict) -
     return int(n_in), int(n_out)
 
 
-def patch_size(plans: dict, configuration: str) -> List[int]:
+def patch_size(plans: dict, configuration: str) -> list[int]:
     """The patch size of ``configuration`` (inherited settings resolved as nnU-Net resolves them)."""
     _, configuration_manager = _managers(plans, configuration)
     return [int(s) for s in configuration_manager.patch_size]

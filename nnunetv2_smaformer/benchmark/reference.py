@@ -13,9 +13,9 @@ import importlib.util
 import io
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
-from typing import Callable
 
 from torch import nn
 

@@ -31,14 +31,22 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from nnunetv2_smaformer.errors import SMAFormerError
 from nnunetv2_smaformer.network.stride import NETWORK_STRIDE, round_up_to_stride
-from nnunetv2_smaformer.pipeline import (Stages, console_script, linked_model_copy, nnunet_environment,
-                                         plan_and_preprocess, run_logged, run_worker, write_phantom_dataset)
+from nnunetv2_smaformer.pipeline import (
+    Stages,
+    console_script,
+    linked_model_copy,
+    nnunet_environment,
+    plan_and_preprocess,
+    run_logged,
+    run_worker,
+    write_phantom_dataset,
+)
 from nnunetv2_smaformer.planning import DEFAULT_NAME as WHOLE_SLICE
 from nnunetv2_smaformer.synapse import SYNAPSE_MIN_SLICES, SYNAPSE_SLICE_SIZE, SYNAPSE_SPACING, TEST_CASES, TRAIN_CASES
 
@@ -76,15 +84,15 @@ class ScaleSettings:
     #: Also run nnU-Net's ``_Benchmark_5epochs`` trainers through ``nnUNetv2_train`` (CUDA only).
     nnunet_benchmark: bool = False
     #: Training steps on the first samples of each loaded batch (``None``: the planned batch size).
-    train_batch_size: Optional[int] = None
+    train_batch_size: int | None = None
     #: Predict a slab of this many middle slices of each test volume and extrapolate to the volume
     #: (``None``: whole volumes, measured directly).
-    predict_slices: Optional[int] = None
+    predict_slices: int | None = None
     #: Slice side of the whole-slice configuration (the original's 256).
     whole_slice_size: int = 256
 
     @classmethod
-    def quick(cls, device: str = "cpu") -> "ScaleSettings":
+    def quick(cls, device: str = "cpu") -> ScaleSettings:
         """Fewer cases and iterations, sized for a 2-core CPU.
 
         On the CPU, training steps run on 2 samples of each planned batch (a batch of 28 256x256 patches needs
@@ -136,7 +144,7 @@ class ScaleMethod:
         return f"{self.trainer}__{self.configuration}"
 
 
-def scale_methods(settings: ScaleSettings) -> List[ScaleMethod]:
+def scale_methods(settings: ScaleSettings) -> list[ScaleMethod]:
     """The rows of one run: SMAFormerV2 on ``2d`` and on ``2d_wholeslice``, stock nnU-Net on ``2d`` (the reference)."""
     return [ScaleMethod(settings.smaformer_trainer, CONFIGURATION, "smaformer"),
             ScaleMethod(settings.smaformer_trainer, WHOLE_SLICE, "smaformer_whole_slice"),
@@ -148,14 +156,14 @@ class PredictVariant:
     """One way to run ``nnUNetv2_predict``: its extra arguments and the patch it predicts with."""
 
     name: str
-    args: Tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
     mirroring: bool = True
     step_size: float = 0.5
     #: Patch side to write into a copy of the model folder's plans (``None``: the trained patch).
-    patch_side: Optional[int] = None
+    patch_side: int | None = None
 
 
-def prediction_variants(whole_slice: int) -> Dict[str, List[PredictVariant]]:
+def prediction_variants(whole_slice: int) -> dict[str, list[PredictVariant]]:
     """Variants per method kind: nnU-Net's defaults, without test-time mirroring, fewer tiles (a whole-slice
     configuration has one tile per slice already)."""
     common = [
@@ -189,7 +197,7 @@ def extrapolate_to_volume(slab_s: float, fixed_s: float, volume_slices: int, sla
     return fixed_s + max(slab_s - fixed_s, 0.0) * volume_slices / slab_slices
 
 
-def _phantom_cases(settings: ScaleSettings) -> List[int]:
+def _phantom_cases(settings: ScaleSettings) -> list[int]:
     return list(TRAIN_CASES[: settings.train_cases]) + list(TEST_CASES[: settings.test_cases])
 
 
@@ -237,7 +245,7 @@ def _nnunet_benchmark(trainer: str, configuration: str, dataset_id: int, env: Ma
 
 
 def _predict(method: ScaleMethod, record: dict, settings: ScaleSettings, dataset_id: int, dataset: str,
-             inputs: Path, single: Optional[Path], volumes: int, env: Mapping[str, str], out: Path,
+             inputs: Path, single: Path | None, volumes: int, env: Mapping[str, str], out: Path,
              stages: Stages) -> None:
     """Every prediction variant of ``method`` into ``record["predict"]``, with the summary figures.
 
@@ -252,7 +260,7 @@ def _predict(method: ScaleMethod, record: dict, settings: ScaleSettings, dataset
     by_name = [console_script("nnUNetv2_predict"), "-d", str(dataset_id), "-c", method.configuration,
                "-tr", method.trainer]
 
-    def command(variant: PredictVariant, images: Path, predictions: Path) -> List[str]:
+    def command(variant: PredictVariant, images: Path, predictions: Path) -> list[str]:
         if predictions.exists():
             shutil.rmtree(predictions)
         io = ["-i", str(images), "-o", str(predictions), *common, *variant.args]
@@ -307,7 +315,7 @@ _RATIO_KEYS = ("predict_seconds_per_volume", "predict_seconds_per_volume_no_mirr
 WHOLE_SLICE_PREDICT_GOAL = 0.5
 
 
-def ratios_to(reference: dict, methods: Mapping[str, dict]) -> Dict[str, Dict[str, float]]:
+def ratios_to(reference: dict, methods: Mapping[str, dict]) -> dict[str, dict[str, float]]:
     """For each method other than the reference: its figure over the reference's, per key of :data:`_RATIO_KEYS`."""
     return {key: {name: record[name] / reference[name] for name in _RATIO_KEYS}
             for key, record in methods.items() if record is not reference}
@@ -340,7 +348,7 @@ def run_scale_benchmark(out: Path, settings: ScaleSettings, dataset_id: int = 99
                     "--size", str(settings.whole_slice_size), "-np", "2"], env, logs / "add_configuration.log")
 
     methods = scale_methods(settings)
-    records: Dict[str, dict] = {}
+    records: dict[str, dict] = {}
     work = out / "work"
     for method in methods:
         spec = {"trainer": method.trainer, "configuration": method.configuration, "dataset": dataset,
@@ -394,10 +402,10 @@ def run_scale_benchmark(out: Path, settings: ScaleSettings, dataset_id: int = 99
     return report
 
 
-def _environment_info(device: str) -> Dict[str, object]:
+def _environment_info(device: str) -> dict[str, object]:
     import torch
 
-    info: Dict[str, object] = {"torch": torch.__version__, "python": platform.python_version(),
+    info: dict[str, object] = {"torch": torch.__version__, "python": platform.python_version(),
                                "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
                                "processor": platform.processor() or platform.machine()}
     if device.startswith("cuda") and torch.cuda.is_available():

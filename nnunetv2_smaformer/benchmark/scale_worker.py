@@ -17,7 +17,6 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import List
 
 from nnunetv2_smaformer.errors import SMAFormerError
 from nnunetv2_smaformer.pipeline import peak_rss_mib, worker_main
@@ -72,7 +71,7 @@ def measure_training(spec: dict) -> dict:
     batch_size = int(trainer.batch_size)
     train_batch = min(int(spec.get("train_batch_size") or batch_size), batch_size)
     trainer.network.train()
-    step_s: List[float] = []
+    step_s: list[float] = []
     for i in range(int(spec["train_warmup"]) + int(spec["train_steps"])):
         batch = _first_samples(batches[i % len(batches)], train_batch)
         _sync(device)

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
 
 from nnunetv2_smaformer.benchmark.nnunet_bridge import (
     build_plans_network,
@@ -30,11 +28,11 @@ from nnunetv2_smaformer.benchmark.nnunet_bridge import (
 )
 from nnunetv2_smaformer.errors import SMAFormerError
 from nnunetv2_smaformer.nnunet_env import nnunet_environ
+from nnunetv2_smaformer.paths import PathLike
 from nnunetv2_smaformer.pipeline import peak_rss_mib, run_worker, worker_main
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Keys of the two networks in the result.
 SMAFORMER_KEY = "smaformer_v2"
@@ -61,7 +59,7 @@ def build_network(spec: dict, deep_supervision: bool):
     raise ValueError(f"unknown builder {spec['builder']!r}")
 
 
-def _read_spec_files(spec: dict) -> Tuple[dict, dict]:
+def _read_spec_files(spec: dict) -> tuple[dict, dict]:
     """``(plans, dataset.json)`` named by a worker spec."""
     return (json.loads(Path(spec["plans"]).read_text(encoding="utf-8")),
             json.loads(Path(spec["dataset_json"]).read_text(encoding="utf-8")))
@@ -142,17 +140,17 @@ def network_side_by_side(
         raise SMAFormerError(f"{plans_path} has no '{configuration}' configuration for the network side-by-side")
     common = dict(plans=str(plans_path), dataset_json=str(dataset_json_path), configuration=configuration,
                   batch_size=batch_size, img_size=img_size, steps=steps, warmup=warmup, device=device)
-    specs: List[dict] = [
+    specs: list[dict] = [
         dict(name=SMAFORMER_KEY, builder="trainer", trainer=smaformer_trainer, **common),
         dict(name=NNUNET_KEY, builder="plans", **common),
     ]
     # The workers look the SMAFormerV2 trainer up by name, in the environment they inherit.
     with nnunet_environ(), tempfile.TemporaryDirectory(prefix="smaformer_side_by_side_") as tmp:
-        networks: Dict[str, dict] = {
+        networks: dict[str, dict] = {
             spec["name"]: run_worker(WORKER_MODULE, spec, Path(tmp), name=spec["name"], timeout_s=_WORKER_TIMEOUT_S)
             for spec in specs}
     ours, stock = networks[SMAFORMER_KEY], networks[NNUNET_KEY]
-    ratios: Dict[str, Optional[float]] = {
+    ratios: dict[str, float | None] = {
         "parameters": ours["parameters"] / stock["parameters"],
         "gmacs_per_image": ours["gmacs_per_image"] / stock["gmacs_per_image"],
         "train_step_median_s": ours["train_step_median_s"] / stock["train_step_median_s"],

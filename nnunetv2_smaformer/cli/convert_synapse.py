@@ -15,7 +15,7 @@ set. Nothing is written unless every case converts.
 """
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "convert-synapse",
         help="convert Synapse (BTCV raw or TransUNet npz/h5) into an nnU-Net raw dataset",

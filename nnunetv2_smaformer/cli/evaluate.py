@@ -8,7 +8,7 @@ from pathlib import Path
 logger = logging.getLogger("smaformer.evaluate")
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="per-organ DSC and HD95 of predicted segmentations (Synapse protocol)",

@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 import warnings
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from nnunetv2_smaformer.errors import SMAFormerError
 
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

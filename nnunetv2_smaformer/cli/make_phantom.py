@@ -7,7 +7,7 @@ from pathlib import Path
 from nnunetv2_smaformer.errors import ConversionError
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "make-phantom",
         help="write synthetic abdominal CT phantoms in the BTCV or TransUNet layout",

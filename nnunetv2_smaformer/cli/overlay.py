@@ -8,7 +8,7 @@ from pathlib import Path
 logger = logging.getLogger("smaformer.overlay")
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "overlay",
         help="qualitative PNGs: image, ground truth and prediction side by side",

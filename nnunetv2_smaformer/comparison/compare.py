@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from nnunetv2_smaformer.comparison.model_facts import (
     environment_facts,
@@ -35,7 +35,6 @@ from nnunetv2_smaformer.comparison.model_facts import (
 from nnunetv2_smaformer.comparison.model_folder import (
     DEFAULT_CHECKPOINT,
     ModelFolder,
-    PathLike,
     check_same_dataset,
     epoch_times,
     find_benchmark_results,
@@ -46,10 +45,18 @@ from nnunetv2_smaformer.comparison.model_folder import (
     read_timing_file,
 )
 from nnunetv2_smaformer.comparison.paired import paired_comparison
-from nnunetv2_smaformer.comparison.report import DSC_PNG, EVALUATION_JSON, REPORT_JSON, REPORT_MD, render_markdown, write_dsc_chart
+from nnunetv2_smaformer.comparison.report import (
+    DSC_PNG,
+    EVALUATION_JSON,
+    REPORT_JSON,
+    REPORT_MD,
+    render_markdown,
+    write_dsc_chart,
+)
 from nnunetv2_smaformer.errors import EvaluationError, SMAFormerError
 from nnunetv2_smaformer.evaluation.evaluate import EvaluationResult, evaluate_folders, write_outputs
 from nnunetv2_smaformer.nnunet_env import nnunet_environ
+from nnunetv2_smaformer.paths import PathLike
 from nnunetv2_smaformer.synapse import HD95_UNITS
 
 logger = logging.getLogger(__name__)
@@ -77,14 +84,14 @@ class CompareConfig:
         jobs, progress: evaluation worker processes and progress bar.
     """
 
-    methods: Sequence[Tuple[PathLike, PathLike]]
+    methods: Sequence[tuple[PathLike, PathLike]]
     gt_dir: PathLike
     out_dir: PathLike
-    fold: Union[int, str] = 0
+    fold: int | str = 0
     checkpoint_name: str = DEFAULT_CHECKPOINT
-    dataset_json: Optional[PathLike] = None
+    dataset_json: PathLike | None = None
     hd95_unit: str = "voxel"
-    images_dir: Optional[PathLike] = None
+    images_dir: PathLike | None = None
     time_cases: int = 2
     network_benchmark: bool = True
     steps: int = 5
@@ -92,7 +99,7 @@ class CompareConfig:
     batch_size: int = 2
     img_size: int = 256
     device: str = "cpu"
-    jobs: Optional[int] = None
+    jobs: int | None = None
     progress: bool = False
 
     def check(self) -> None:
@@ -178,7 +185,7 @@ def compare(config: CompareConfig) -> dict:
     return report
 
 
-def _load_methods(folders: List[ModelFolder], predictions: List[Path]) -> List[_Method]:
+def _load_methods(folders: list[ModelFolder], predictions: list[Path]) -> list[_Method]:
     """Checkpoints read; trainer and configuration from the checkpoint, else from the folder name."""
     checkpoints = [load_checkpoint(folder.checkpoint) for folder in folders]
     trainers = [str(ckpt.get("trainer_name") or folder.trainer) for folder, ckpt in zip(folders, checkpoints)]
@@ -190,9 +197,9 @@ def _load_methods(folders: List[ModelFolder], predictions: List[Path]) -> List[_
     ]
 
 
-def _evaluate(methods: List[_Method], config: CompareConfig, dataset_json: Path) -> Dict[str, EvaluationResult]:
+def _evaluate(methods: list[_Method], config: CompareConfig, dataset_json: Path) -> dict[str, EvaluationResult]:
     """Segmentation quality, with one label set (the dataset.json) for all methods, on the same cases."""
-    evaluations: Dict[str, EvaluationResult] = {}
+    evaluations: dict[str, EvaluationResult] = {}
     for method in methods:
         logger.info("evaluating %s: %s", method.key, method.predictions)
         evaluations[method.key] = evaluate_folders(method.predictions, Path(config.gt_dir).expanduser().resolve(),
@@ -205,18 +212,18 @@ def _evaluate(methods: List[_Method], config: CompareConfig, dataset_json: Path)
     return evaluations
 
 
-def _write_evaluations(evaluations: Dict[str, EvaluationResult], out_dir: Path) -> Dict[str, Dict[str, str]]:
-    files: Dict[str, Dict[str, str]] = {}
+def _write_evaluations(evaluations: dict[str, EvaluationResult], out_dir: Path) -> dict[str, dict[str, str]]:
+    files: dict[str, dict[str, str]] = {}
     for key, result in evaluations.items():
         paths = write_outputs(result, out_dir / key / EVALUATION_JSON)
         files[key] = dict(zip(("json", "csv", "md"), map(str, paths)))
     return files
 
 
-def _model_facts(method: _Method, config: CompareConfig, image_cases: Optional[List[List[str]]],
-                 evaluation_files: Dict[str, str]) -> Dict[str, object]:
+def _model_facts(method: _Method, config: CompareConfig, image_cases: list[list[str]] | None,
+                 evaluation_files: dict[str, str]) -> dict[str, object]:
     """Facts of one trained model: names, network size and cost, epoch times, inference time."""
-    facts: Dict[str, object] = {
+    facts: dict[str, object] = {
         "model_folder": str(method.folder.path), "prediction_folder": str(method.predictions),
         "trainer": method.trainer, "plans": method.folder.plans_name, "configuration": method.configuration,
         "fold": config.fold, "checkpoint": str(method.folder.checkpoint),
@@ -234,7 +241,7 @@ def _model_facts(method: _Method, config: CompareConfig, image_cases: Optional[L
     return facts
 
 
-def _network(folders: List[ModelFolder], models: Dict[str, Dict[str, object]], config: CompareConfig) -> dict:
+def _network(folders: list[ModelFolder], models: dict[str, dict[str, object]], config: CompareConfig) -> dict:
     """Network-level side-by-side at ``img_size``: SMAFormerV2 against the dataset's stock 2D network."""
     if not config.network_benchmark:
         return {"skipped": "disabled (--no-network-benchmark)"}

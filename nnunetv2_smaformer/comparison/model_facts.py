@@ -10,9 +10,7 @@ import logging
 import statistics
 import time
 from pathlib import Path
-from typing import Dict, List, Union
 
-from nnunetv2_smaformer.comparison.model_folder import ModelFolder, PathLike, read_json
 from nnunetv2_smaformer.benchmark.nnunet_bridge import (
     build_trainer_network,
     find_trainer_class,
@@ -20,12 +18,14 @@ from nnunetv2_smaformer.benchmark.nnunet_bridge import (
     patch_size,
     quiet,
 )
+from nnunetv2_smaformer.comparison.model_folder import ModelFolder, read_json
 from nnunetv2_smaformer.errors import SMAFormerError
+from nnunetv2_smaformer.paths import PathLike
 
 logger = logging.getLogger(__name__)
 
 
-def list_images(images_dir: PathLike, file_ending: str, n_cases: int) -> List[List[str]]:
+def list_images(images_dir: PathLike, file_ending: str, n_cases: int) -> list[list[str]]:
     """The first ``n_cases`` cases of an nnU-Net image folder (``CASE_0000<ending>``, ...), one list
     of channel files per case, in nnU-Net's case order."""
     from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
@@ -39,8 +39,8 @@ def list_images(images_dir: PathLike, file_ending: str, n_cases: int) -> List[Li
     return cases[:max(1, n_cases)]
 
 
-def time_inference(model_folder: ModelFolder, fold: Union[int, str], checkpoint_name: str,
-                   cases: List[List[str]], device_name: str) -> Dict[str, object]:
+def time_inference(model_folder: ModelFolder, fold: int | str, checkpoint_name: str,
+                   cases: list[list[str]], device_name: str) -> dict[str, object]:
     """Seconds per case of nnU-Net's ``nnUNetPredictor`` on ``cases`` (model loading excluded).
 
     Each case is predicted as ``nnUNetv2_predict`` does by default (preprocessing, sliding window with
@@ -57,7 +57,7 @@ def time_inference(model_folder: ModelFolder, fold: Union[int, str], checkpoint_
                                     verbose=False, allow_tqdm=False)
         predictor.initialize_from_trained_model_folder(str(model_folder.path), use_folds=(fold,),
                                                        checkpoint_name=checkpoint_name)
-    per_case: List[float] = []
+    per_case: list[float] = []
     for files in cases:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -78,7 +78,7 @@ def time_inference(model_folder: ModelFolder, fold: Union[int, str], checkpoint_
     }
 
 
-def trained_network_facts(folder: ModelFolder, checkpoint: dict, trainer: str, configuration: str) -> Dict[str, object]:
+def trained_network_facts(folder: ModelFolder, checkpoint: dict, trainer: str, configuration: str) -> dict[str, object]:
     """Parameters and GMACs of the trained network, built the way nnU-Net builds it for inference.
 
     The trainer class is found by nnU-Net's lookup by name; ``build_network_architecture(...,
@@ -105,7 +105,7 @@ def trained_network_facts(folder: ModelFolder, checkpoint: dict, trainer: str, c
             f"{folder.checkpoint}: the weights do not fit the network {trainer} builds: "
             f"{str(err).splitlines()[0]}") from err
     patch = patch_size(plans, configuration)
-    facts: Dict[str, object] = {
+    facts: dict[str, object] = {
         "architecture": type(network).__name__,
         "is_smaformer": issubclass(trainer_class, nnUNetTrainerSMAFormerV2),
         "input_channels": n_in,
@@ -120,7 +120,7 @@ def trained_network_facts(folder: ModelFolder, checkpoint: dict, trainer: str, c
     return facts
 
 
-def environment_facts(device_name: str) -> Dict[str, object]:
+def environment_facts(device_name: str) -> dict[str, object]:
     """Device, threads, processor, torch, nnU-Net and Python versions, for the report."""
     import platform
     from importlib.metadata import PackageNotFoundError, version

@@ -8,16 +8,14 @@ checkpoint.
 from __future__ import annotations
 
 import json
-import os
 import re
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
 
 from nnunetv2_smaformer.errors import SMAFormerError
-
-PathLike = Union[str, "os.PathLike[str]"]
+from nnunetv2_smaformer.paths import PathLike
 
 #: Optional file in a prediction folder: ``{"seconds_per_case": x}`` from whoever ran the prediction.
 TIMING_FILE = "timing.json"
@@ -34,9 +32,9 @@ class ModelFolder:
     """An nnU-Net model folder as read without torch (names from the folder and its plans.json)."""
 
     path: Path
-    trainer: Optional[str]  # from the folder name; the checkpoint's ``trainer_name`` wins
+    trainer: str | None  # from the folder name; the checkpoint's ``trainer_name`` wins
     plans_name: str
-    configuration: Optional[str]
+    configuration: str | None
     dataset_name: str
     checkpoint: Path
 
@@ -59,7 +57,7 @@ def read_json(path: Path, what: str) -> dict:
     return data
 
 
-def inspect_model_folder(folder: PathLike, fold: Union[int, str] = 0,
+def inspect_model_folder(folder: PathLike, fold: int | str = 0,
                          checkpoint_name: str = DEFAULT_CHECKPOINT) -> ModelFolder:
     """Check that ``folder`` is a trained nnU-Net model folder and read its names.
 
@@ -121,7 +119,7 @@ def load_checkpoint(path: Path) -> dict:
     return checkpoint
 
 
-def epoch_times(checkpoint: dict) -> Dict[str, object]:
+def epoch_times(checkpoint: dict) -> dict[str, object]:
     """Epoch durations from the checkpoint's log (nnU-Net's ``MetaLogger``: per-epoch start and end
     timestamps in seconds since the epoch).
 
@@ -152,7 +150,7 @@ def _benchmark_root_matches(trainer: str, benchmark_trainer: str) -> bool:
 
 
 def find_benchmark_results(folder: ModelFolder, trainer: str, configuration: str,
-                           fold: Union[int, str]) -> List[Dict[str, object]]:
+                           fold: int | str) -> list[dict[str, object]]:
     """Fastest epochs recorded by nnU-Net's benchmark trainers for this model's trainer family.
 
     Looks at ``<model folder>/fold_<fold>/benchmark_result.json`` and at the benchmark trainers'
@@ -168,7 +166,7 @@ def find_benchmark_results(folder: ModelFolder, trainer: str, configuration: str
         if (sibling.is_dir() and sibling != folder.path and len(parts) == 3
                 and parts[1:] == [folder.plans_name, configuration] and _benchmark_root_matches(trainer, parts[0])):
             candidates.append((parts[0], sibling / f"fold_{fold}" / BENCHMARK_FILE))
-    records: List[Dict[str, object]] = []
+    records: list[dict[str, object]] = []
     for benchmark_trainer, path in candidates:
         if not path.is_file():
             continue
@@ -182,7 +180,7 @@ def find_benchmark_results(folder: ModelFolder, trainer: str, configuration: str
     return records
 
 
-def read_timing_file(pred_folder: Path) -> Optional[Dict[str, object]]:
+def read_timing_file(pred_folder: Path) -> dict[str, object] | None:
     """``PRED_FOLDER/timing.json`` (``{"seconds_per_case": x, ...}``) if present.
 
     Raises:
@@ -198,11 +196,11 @@ def read_timing_file(pred_folder: Path) -> Optional[Dict[str, object]]:
     return {**data, "seconds_per_case": float(seconds), "source": str(path)}
 
 
-def method_keys(folders: Sequence[ModelFolder], trainers: Sequence[str]) -> List[str]:
+def method_keys(folders: Sequence[ModelFolder], trainers: Sequence[str]) -> list[str]:
     """Trainer names, or folder names where two methods share a trainer (then a number if still equal)."""
     keys = [trainer if trainers.count(trainer) == 1 else folder.path.name
             for folder, trainer in zip(folders, trainers)]
-    seen: Dict[str, int] = {}
+    seen: dict[str, int] = {}
     unique = []
     for key in keys:
         seen[key] = seen.get(key, 0) + 1

@@ -7,7 +7,7 @@ two-sided Wilcoxon signed-rank p (scipy). A case's "mean" is the mean over organ
 """
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -20,7 +20,7 @@ SIGNIFICANCE_LEVEL = 0.05
 
 
 def bootstrap_ci(differences: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
-                 level: float = 0.95) -> List[float]:
+                 level: float = 0.95) -> list[float]:
     """Percentile-bootstrap interval of the mean of ``differences``: ``[lo, hi]``."""
     values = np.asarray(differences, dtype=np.float64)
     rng = np.random.default_rng(seed)
@@ -40,14 +40,14 @@ def wilcoxon_p(differences: Sequence[float]) -> float:
     return float(wilcoxon(values, alternative="two-sided").pvalue)
 
 
-def case_values(result: EvaluationResult, label: Optional[int], cases: Sequence[str]) -> np.ndarray:
+def case_values(result: EvaluationResult, label: int | None, cases: Sequence[str]) -> np.ndarray:
     """Per-case DSC of one label, or (``label=None``) each case's mean DSC over the result's labels."""
     if label is None:
         return np.array([np.mean([result.per_case[c][lab][0] for lab in result.labels]) for c in cases])
     return np.array([result.per_case[c][label][0] for c in cases])
 
 
-def paired_comparison(evaluations: Mapping[str, EvaluationResult], reference: Optional[str] = None) -> List[Dict]:
+def paired_comparison(evaluations: Mapping[str, EvaluationResult], reference: str | None = None) -> list[dict]:
     """``report.json["paired"]``: for each method other than ``reference`` (default: the first), per label and for
     ``"mean"``: ``{"method", "reference", "label", "n", "mean_difference", "ci95": [lo, hi], "wilcoxon_p"}``.
 
@@ -57,7 +57,7 @@ def paired_comparison(evaluations: Mapping[str, EvaluationResult], reference: Op
     reference = keys[0] if reference is None else reference
     base = evaluations[reference]
     cases = sorted(base.per_case)
-    rows: List[Dict] = []
+    rows: list[dict] = []
     for key in keys:
         if key == reference:
             continue

@@ -5,7 +5,6 @@ nothing is measured here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
 
 from nnunetv2_smaformer.benchmark.markdown import fmt, table
 from nnunetv2_smaformer.comparison.model_folder import TIMING_FILE
@@ -17,14 +16,14 @@ DSC_PNG = "dsc_per_organ.png"
 EVALUATION_JSON = "synapse_eval.json"
 
 
-def _benchmark_cell(records: List[Dict[str, object]]) -> str:
+def _benchmark_cell(records: list[dict[str, object]]) -> str:
     if not records:
         return "—"
     best = min(records, key=lambda r: r["fastest_epoch_s"])
     return f"{best['fastest_epoch_s']:.1f} s ({best['gpu_name']}, {best['benchmark_trainer']})"
 
 
-def _inference_cell(inference: Dict[str, object]) -> str:
+def _inference_cell(inference: dict[str, object]) -> str:
     seconds = inference.get("seconds_per_case")
     if seconds is None:
         return "not measured"
@@ -33,7 +32,7 @@ def _inference_cell(inference: Dict[str, object]) -> str:
     return f"{seconds:.2f} ({TIMING_FILE})"
 
 
-def inference_timing_scope(inference: Dict[str, object]) -> str:
+def inference_timing_scope(inference: dict[str, object]) -> str:
     """What an inference time per case includes, in words, from how it was obtained."""
     if inference.get("seconds_per_case") is None:
         return "not measured"
@@ -43,14 +42,14 @@ def inference_timing_scope(inference: Dict[str, object]) -> str:
     return str(inference.get("includes") or f"as recorded in the prediction folder's {TIMING_FILE}, scope not stated")
 
 
-def _inference_sentence(models: Dict[str, Dict[str, object]]) -> str:
+def _inference_sentence(models: dict[str, dict[str, object]]) -> str:
     scopes = {key: inference_timing_scope(facts["inference"]) for key, facts in models.items()}
     if len(set(scopes.values())) == 1:
         return f"Inference time per case, for every method: {next(iter(scopes.values()))}."
     return "Inference time per case: " + "; ".join(f"{key}: {scope}" for key, scope in scopes.items()) + "."
 
 
-def _models_table(models: Dict[str, Dict[str, object]]) -> List[str]:
+def _models_table(models: dict[str, dict[str, object]]) -> list[str]:
     keys = list(models)
     rows_spec = [
         ("network", lambda m: str(m["architecture"])),
@@ -67,7 +66,7 @@ def _models_table(models: Dict[str, Dict[str, object]]) -> List[str]:
     return table(["", *keys], rows, [":---", *[":---"] * len(keys)])
 
 
-def _network_table(network: Dict[str, object]) -> List[str]:
+def _network_table(network: dict[str, object]) -> list[str]:
     from nnunetv2_smaformer.benchmark.side_by_side import NNUNET_KEY, SMAFORMER_KEY
 
     ours, stock = network["networks"][SMAFORMER_KEY], network["networks"][NNUNET_KEY]
@@ -90,7 +89,7 @@ def _network_table(network: Dict[str, object]) -> List[str]:
     return table(["", "SMAFormerV2", "nnU-Net 2d", "SMAFormerV2 / nnU-Net"], rows, [":---", "---:", "---:", "---:"])
 
 
-def _paired_section(paired: List[Dict[str, object]], evaluations: Dict[str, EvaluationResult]) -> List[str]:
+def _paired_section(paired: list[dict[str, object]], evaluations: dict[str, EvaluationResult]) -> list[str]:
     """Per method against the reference: per organ and the mean, the paired DSC difference, its bootstrap CI and
     the Wilcoxon p, then in words which differences are not significant."""
     from nnunetv2_smaformer.comparison.paired import BOOTSTRAP_RESAMPLES, SIGNIFICANCE_LEVEL, significant
@@ -126,7 +125,7 @@ def _paired_section(paired: List[Dict[str, object]], evaluations: Dict[str, Eval
     return lines
 
 
-def render_markdown(report: dict, evaluations: Dict[str, EvaluationResult]) -> str:
+def render_markdown(report: dict, evaluations: dict[str, EvaluationResult]) -> str:
     """``report.md``: segmentation table, model facts, network side-by-side, environment."""
     env = report["environment"]
     n_cases = next(iter(report["methods"].values()))["n_cases"]
@@ -179,7 +178,7 @@ def render_markdown(report: dict, evaluations: Dict[str, EvaluationResult]) -> s
     return "\n".join(lines) + "\n"
 
 
-def write_dsc_chart(evaluations: Dict[str, EvaluationResult], path: Path, title: str = "DSC per organ") -> Path:
+def write_dsc_chart(evaluations: dict[str, EvaluationResult], path: Path, title: str = "DSC per organ") -> Path:
     """Grouped bar chart (PNG): DSC in % per organ and the mean, one bar colour per method, each case's value a dot
     over its bar."""
     import numpy as np

@@ -11,9 +11,9 @@ import gzip
 import re
 import shutil
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -47,12 +47,12 @@ class BTCVCase:
     label: Path
 
 
-def find_root(src: Path) -> Optional[Path]:
+def find_root(src: Path) -> Path | None:
     """The folder under ``src`` holding ``img/`` and ``label/``, or None."""
     return first_root(src, _ROOTS, lambda root: (root / "img").is_dir() and (root / "label").is_dir())
 
 
-def scan(root: Path, lists_dir: Optional[Path] = None) -> Dict[int, BTCVCase]:
+def scan(root: Path, lists_dir: Path | None = None) -> dict[int, BTCVCase]:
     """Pair ``img/imgNNNN.nii.gz`` with ``label/labelNNNN.nii.gz`` under ``root``; case id -> files."""
     if lists_dir is not None:
         raise ConversionError("--lists only applies to the TransUNet layout")
@@ -75,7 +75,7 @@ def scan(root: Path, lists_dir: Optional[Path] = None) -> Dict[int, BTCVCase]:
     return {i: BTCVCase(i, images[i], labels[i]) for i in sorted(images)}
 
 
-def check_spacing(spacing: Optional[Sequence[float]]) -> Spacing:
+def check_spacing(spacing: Sequence[float] | None) -> Spacing:
     """None: BTCV spacing comes from the NIfTI headers, an explicit one is refused."""
     if spacing is not None:
         raise ConversionError("--spacing only applies to the TransUNet layout; BTCV spacing comes from the NIfTI headers")
@@ -122,7 +122,7 @@ def _check_complete(path: Path, what: str, case_id: int) -> None:
         raise ConversionError(f"{case_name(case_id)}: cannot read {what} {path} (corrupt or truncated?): {problem}")
 
 
-def _read_nifti(path: Path, what: str, case_id: int) -> "sitk.Image":  # noqa: F821
+def _read_nifti(path: Path, what: str, case_id: int) -> sitk.Image:  # noqa: F821
     import SimpleITK as sitk
 
     _check_complete(path, what, case_id)
@@ -140,7 +140,7 @@ def _read_nifti(path: Path, what: str, case_id: int) -> "sitk.Image":  # noqa: F
     return image
 
 
-def _check_geometry(image: "sitk.Image", label: "sitk.Image", case: BTCVCase) -> None:  # noqa: F821
+def _check_geometry(image: sitk.Image, label: sitk.Image, case: BTCVCase) -> None:  # noqa: F821
     problems = []
     if image.GetSize() != label.GetSize():
         problems.append(f"size (x, y, z) {image.GetSize()} vs {label.GetSize()}")

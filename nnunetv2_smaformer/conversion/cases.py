@@ -7,16 +7,16 @@ Each format (:mod:`.btcv`, :mod:`.transunet`) owns how its files are found, read
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from nnunetv2_smaformer.errors import ConversionError
 from nnunetv2_smaformer.synapse import ALL_CASES, MAX_BENCHMARK_LABEL, case_name
 
-Spacing = Optional[Tuple[float, float, float]]
+Spacing = tuple[float, float, float] | None
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,8 @@ class CaseResult:
     """What one converted case contributes to the summary."""
 
     case_id: int
-    shape_zyx: Tuple[int, int, int]
-    voxels_per_label: Tuple[int, ...]  # benchmark labels 0-8
+    shape_zyx: tuple[int, int, int]
+    voxels_per_label: tuple[int, ...]  # benchmark labels 0-8
 
 
 @dataclass(frozen=True)
@@ -41,24 +41,24 @@ class SourceFormat:
 
     name: str  # for --format
     title: str  # for messages
-    find_root: Callable[[Path], Optional[Path]]
-    scan: Callable[[Path, Optional[Path]], Dict[int, object]]
-    check_spacing: Callable[[Optional[Tuple[float, ...]]], Spacing]
+    find_root: Callable[[Path], Path | None]
+    scan: Callable[[Path, Path | None], dict[int, object]]
+    check_spacing: Callable[[tuple[float, ...] | None], Spacing]
     convert_case: Callable[[object, Path, Path, Spacing], CaseResult]
     spacing_note: Callable[[Spacing], str]
 
 
-def first_root(src: Path, candidates: Sequence[str], holds_layout: Callable[[Path], bool]) -> Optional[Path]:
+def first_root(src: Path, candidates: Sequence[str], holds_layout: Callable[[Path], bool]) -> Path | None:
     """The first of ``src / candidate`` that holds a layout, or None."""
     return next((src / rel for rel in candidates if holds_layout(src / rel)), None)
 
 
-def visible_entries(folder: Path) -> List[Path]:
+def visible_entries(folder: Path) -> list[Path]:
     """Entries of ``folder`` sorted by name, without hidden ones (``.DS_Store``, editor files)."""
     return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
 
 
-def scan_folder(folder: Path, pattern: "re.Pattern[str]", expected: str) -> Dict[Tuple[int, ...], Path]:
+def scan_folder(folder: Path, pattern: re.Pattern[str], expected: str) -> dict[tuple[int, ...], Path]:
     """Files of ``folder`` by the numbers their names hold: ``(case,)`` or ``(case, slice)``.
 
     ``pattern`` has a named group ``case`` and optionally ``slice``. Every visible entry must be a
@@ -66,7 +66,7 @@ def scan_folder(folder: Path, pattern: "re.Pattern[str]", expected: str) -> Dict
     key may occur twice.
     """
     with_slices = "slice" in pattern.groupindex
-    found: Dict[Tuple[int, ...], Path] = {}
+    found: dict[tuple[int, ...], Path] = {}
     for path in visible_entries(folder):
         match = pattern.match(path.name)
         if match is None or not path.is_file():

@@ -27,9 +27,9 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -62,17 +62,17 @@ class ConversionPlan:
 
     source: SourceFormat
     source_root: Path
-    cases: Dict[int, object]  # case id -> the source format's case record
+    cases: dict[int, object]  # case id -> the source format's case record
     spacing: Spacing
     raw_root: Path
     dest: Path
     preprocessed_dir: Path
-    missing_train: List[int]
-    missing_test: List[int]
+    missing_train: list[int]
+    missing_test: list[int]
     overwrite: bool
 
     @property
-    def test_cases(self) -> List[int]:
+    def test_cases(self) -> list[int]:
         return [i for i in self.cases if i in TEST_CASES]
 
 
@@ -81,9 +81,9 @@ class BuiltDataset:
     """A complete dataset in a temporary folder, waiting to be published."""
 
     folder: Path
-    results: List[CaseResult]
-    splits: List[Dict[str, List[str]]]
-    link_kinds: Set[str]
+    results: list[CaseResult]
+    splits: list[dict[str, list[str]]]
+    link_kinds: set[str]
 
 
 @dataclass
@@ -93,18 +93,18 @@ class ConversionSummary:
     dataset_dir: Path
     splits_file: Path
     source_format: str
-    cases: List[int]
-    missing_train: List[int]
-    missing_test: List[int]
+    cases: list[int]
+    missing_train: list[int]
+    missing_test: list[int]
     num_slices: int
-    voxels_per_label: Dict[str, int] = field(default_factory=dict)
+    voxels_per_label: dict[str, int] = field(default_factory=dict)
 
     @property
-    def train_cases(self) -> List[int]:
+    def train_cases(self) -> list[int]:
         return [i for i in self.cases if i in TRAIN_CASES]
 
     @property
-    def test_cases(self) -> List[int]:
+    def test_cases(self) -> list[int]:
         return [i for i in self.cases if i in TEST_CASES]
 
 
@@ -115,12 +115,12 @@ def _worker_init() -> None:
     sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(1)
 
 
-def _convert_task(task: Tuple[Callable[..., CaseResult], object, Path, Path, Spacing]) -> CaseResult:
+def _convert_task(task: tuple[Callable[..., CaseResult], object, Path, Path, Spacing]) -> CaseResult:
     convert_case, case, images_dir, labels_dir, spacing = task
     return convert_case(case, images_dir, labels_dir, spacing)
 
 
-def nnunet_folders() -> Tuple[Path, Path]:
+def nnunet_folders() -> tuple[Path, Path]:
     """(nnUNet_raw, nnUNet_preprocessed) from the environment, read now (not at import time)."""
     values = {}
     for var in ("nnUNet_raw", "nnUNet_preprocessed"):
@@ -136,7 +136,7 @@ def nnunet_folders() -> Tuple[Path, Path]:
     return values["nnUNet_raw"], values["nnUNet_preprocessed"]
 
 
-def _conflicting_datasets(folder: Path, dataset_id: int, name: str) -> List[Path]:
+def _conflicting_datasets(folder: Path, dataset_id: int, name: str) -> list[Path]:
     """Other datasets using the same id (nnU-Net refuses ambiguous ids)."""
     return [p for p in datasets_using_id(folder, dataset_id) if p.name != name]
 
@@ -160,7 +160,7 @@ def _write_json(path: Path, content: object) -> None:
     path.write_text(json.dumps(content, indent=2) + "\n")
 
 
-def _install_splits(splits: object, preprocessed_dir: Path) -> Tuple[Path, Callable[[], None]]:
+def _install_splits(splits: object, preprocessed_dir: Path) -> tuple[Path, Callable[[], None]]:
     """Write splits_final.json into the preprocessed dataset folder; return (path, undo)."""
     created_dir = not preprocessed_dir.exists()
     preprocessed_dir.mkdir(parents=True, exist_ok=True)
@@ -215,7 +215,7 @@ def plan_conversion(
     dataset_id: int,
     fmt: str = "auto",
     overwrite: bool = False,
-    spacing: Optional[Sequence[float]] = None,
+    spacing: Sequence[float] | None = None,
     require_all: bool = False,
     lists_dir: Path | str | None = None,
 ) -> ConversionPlan:
@@ -357,8 +357,8 @@ def convert_synapse(
     dataset_id: int,
     fmt: str = "auto",
     overwrite: bool = False,
-    spacing: Optional[Sequence[float]] = None,
-    num_processes: Optional[int] = None,
+    spacing: Sequence[float] | None = None,
+    num_processes: int | None = None,
     require_all: bool = False,
     lists_dir: Path | str | None = None,
     progress: bool = True,

@@ -18,9 +18,9 @@ with :func:`make_phantom_case` and compare converted files with it voxel for vox
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -51,13 +51,13 @@ class _Blob:
 
     label: int  # BTCV label, 0 for unlabelled structures
     hu: int
-    center: Tuple[float, float, float]
-    radii: Tuple[float, float, float]
+    center: tuple[float, float, float]
+    radii: tuple[float, float, float]
 
 
 # Radiological view: patient right on the image left (small x), anterior at the top (small y).
 # Painted in this order, so small organs drawn late stay visible where they overlap large ones.
-_ANATOMY: Tuple[_Blob, ...] = (
+_ANATOMY: tuple[_Blob, ...] = (
     _Blob(0, BONE_HU, (0.0, 0.55, 0.0), (0.13, 0.13, 2.0)),  # spine, through all slices
     _Blob(6, 60, (-0.4, -0.05, 0.2), (0.38, 0.42, 0.6)),  # liver
     _Blob(1, 50, (0.5, 0.2, 0.25), (0.15, 0.2, 0.35)),  # spleen
@@ -87,9 +87,9 @@ class PhantomCase:
     case_id: int
     hu: np.ndarray
     btcv_label: np.ndarray
-    spacing: Tuple[float, float, float]
-    origin: Tuple[float, float, float]
-    direction: Tuple[float, ...]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: tuple[float, ...]
 
     @property
     def name(self) -> str:
@@ -132,7 +132,7 @@ def _paint(
 
 
 def make_phantom_case(case_id: int, size: int = 32, slices: int = 8, seed: int = 0,
-                      spacing: Optional[Tuple[float, float, float]] = None) -> PhantomCase:
+                      spacing: tuple[float, float, float] | None = None) -> PhantomCase:
     """Build one case of ``slices`` x ``size`` x ``size`` voxels (z, y, x); deterministic in all inputs.
 
     ``spacing`` (x, y, z mm) fixes the geometry instead of drawing a BTCV-like one per case.
@@ -151,7 +151,7 @@ def make_phantom_case(case_id: int, size: int = 32, slices: int = 8, seed: int =
     hu[:, body] = BODY_HU
 
     # Every organ spans at least one voxel per axis so even tiny phantoms hold all 13 labels.
-    centers: Dict[int, np.ndarray] = {}
+    centers: dict[int, np.ndarray] = {}
     for blob in _ANATOMY:
         jitter = rng.uniform(-0.04, 0.04, size=3)
         scale = rng.uniform(0.9, 1.1, size=3)
@@ -176,15 +176,15 @@ def make_phantom_case(case_id: int, size: int = 32, slices: int = 8, seed: int =
     spacing = drawn if spacing is None else tuple(float(v) for v in spacing)
     origin = tuple(float(np.round(v, 3)) for v in rng.uniform(-250.0, 50.0, size=3))
     if case_id % 2:
-        direction: Tuple[float, ...] = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
+        direction: tuple[float, ...] = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
     else:
         direction = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
     return PhantomCase(case_id, noisy, label, spacing, origin, direction)  # type: ignore[arg-type]
 
 
-def parse_case_selection(tokens: Iterable[str | int]) -> List[int]:
+def parse_case_selection(tokens: Iterable[str | int]) -> list[int]:
     """Case ids from tokens: numbers (``1``, ``0021``, ``case0021``) or ``all`` / ``train`` / ``test``."""
-    ids: List[int] = []
+    ids: list[int] = []
     for token in tokens:
         text = str(token).strip().lower()
         if text == "all":
@@ -233,8 +233,8 @@ def write_transunet(out: Path, cases: Sequence[PhantomCase], lists: str = "under
     if lists not in LIST_PLACEMENTS:
         raise ValueError(f"lists must be one of {LIST_PLACEMENTS}, got {lists!r}")
     out = Path(out)
-    train_lines: List[str] = []
-    test_lines: List[str] = []
+    train_lines: list[str] = []
+    test_lines: list[str] = []
     for case in cases:
         image = case.transunet_image()  # (z, y, x) = (D, H, W)
         label = case.benchmark_label().astype(np.float32)
@@ -269,8 +269,8 @@ def make_phantom(
     slices: int = 8,
     seed: int = 0,
     lists: str = "under",
-    spacing: Optional[Tuple[float, float, float]] = None,
-) -> List[PhantomCase]:
+    spacing: tuple[float, float, float] | None = None,
+) -> list[PhantomCase]:
     """Generate ``cases`` and write them to ``out`` in ``layout`` (``btcv`` or ``transunet``).
 
     Returns the cases (the truth). TransUNet volumes keep the (z, y, x) order of the truth arrays.

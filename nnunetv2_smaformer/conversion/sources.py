@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict
 
 from nnunetv2_smaformer.conversion.btcv import BTCV
 from nnunetv2_smaformer.conversion.cases import SourceFormat
@@ -22,7 +21,7 @@ from nnunetv2_smaformer.conversion.transunet import TRANSUNET
 from nnunetv2_smaformer.errors import ConversionError
 
 #: The source formats by name (``--format``).
-SOURCE_FORMATS: Dict[str, SourceFormat] = {source.name: source for source in (BTCV, TRANSUNET)}
+SOURCE_FORMATS: dict[str, SourceFormat] = {source.name: source for source in (BTCV, TRANSUNET)}
 FORMATS = tuple(SOURCE_FORMATS)
 
 _EXPECTED = (

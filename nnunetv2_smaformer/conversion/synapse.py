@@ -4,7 +4,7 @@ TransUNet's intensity scaling, the spacing given to TransUNet volumes, and the `
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Tuple
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from nnunetv2_smaformer.synapse import (  # noqa: F401  (re-exported: the facts 
 )
 
 #: TransUNet clipped CT intensities to this HU window and scaled it to [0, 1].
-HU_WINDOW: Tuple[float, float] = (-125.0, 275.0)
+HU_WINDOW: tuple[float, float] = (-125.0, 275.0)
 
 # Volumes rebuilt from the TransUNet release, which stores no spacing, get SYNAPSE_SPACING: it approximates
 # the BTCV medians (in-plane 0.59-0.98 mm, slices 2.5-5 mm), so that nnU-Net plans anisotropic 3D
@@ -66,7 +66,7 @@ def hu_to_transunet(hu: np.ndarray) -> np.ndarray:
     return ((clipped - np.float32(low)) / np.float32(high - low)).astype(np.float32)
 
 
-def nnunet_labels() -> Dict[str, int]:
+def nnunet_labels() -> dict[str, int]:
     """The ``labels`` entry of dataset.json: name -> value, background first, values consecutive."""
     labels = {"background": 0}
     labels.update({name: value for value, name in sorted(BENCHMARK_LABELS.items())})
@@ -78,9 +78,9 @@ def make_dataset_json(
     source_format: str,
     spacing_note: str,
     extra: Mapping[str, object] | None = None,
-) -> Dict[str, object]:
+) -> dict[str, object]:
     """nnU-Net v2 raw ``dataset.json`` for the converted Synapse dataset."""
-    content: Dict[str, object] = {
+    content: dict[str, object] = {
         "channel_names": {"0": CHANNEL_NAME},
         "labels": nnunet_labels(),
         "numTraining": int(num_training),

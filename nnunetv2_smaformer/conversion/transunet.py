@@ -13,9 +13,9 @@ import logging
 import re
 import zipfile
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -60,15 +60,15 @@ class TransUNetCase:
 
     case_id: int
     kind: str
-    files: Tuple[Path, ...]
+    files: tuple[Path, ...]
 
 
-def find_root(src: Path) -> Optional[Path]:
+def find_root(src: Path) -> Path | None:
     """The folder under ``src`` holding ``train_npz/`` or ``test_vol_h5/``, or None."""
     return first_root(src, _ROOTS, lambda root: (root / "train_npz").is_dir() or (root / "test_vol_h5").is_dir())
 
 
-def find_list_dir(root: Path, lists_dir: Optional[Path] = None) -> Optional[Path]:
+def find_list_dir(root: Path, lists_dir: Path | None = None) -> Path | None:
     """Folder holding TransUNet's ``train.txt`` / ``test_vol.txt``, or None if there is none."""
     if lists_dir is not None:
         if not ((lists_dir / "train.txt").is_file() or (lists_dir / "test_vol.txt").is_file()):
@@ -81,9 +81,9 @@ def find_list_dir(root: Path, lists_dir: Optional[Path] = None) -> Optional[Path
     return None
 
 
-def _read_list(path: Path, pattern: "re.Pattern[str]", example: str) -> List["re.Match[str]"]:
+def _read_list(path: Path, pattern: re.Pattern[str], example: str) -> list[re.Match[str]]:
     """Parse a TransUNet list file: one name per line, blank lines ignored."""
-    entries: List["re.Match[str]"] = []
+    entries: list[re.Match[str]] = []
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as err:
@@ -104,18 +104,18 @@ def _format_numbers(numbers: Sequence[int], limit: int = 10) -> str:
     return shown + (f", ... ({len(numbers)} in all)" if len(numbers) > limit else "")
 
 
-def scan(root: Path, lists_dir: Optional[Path] = None) -> Dict[int, TransUNetCase]:
+def scan(root: Path, lists_dir: Path | None = None) -> dict[int, TransUNetCase]:
     """Collect the cases of a TransUNet release under ``root``; case id -> files.
 
     Checks file names, duplicate cases/slices, gaps in slice numbers, and agreement with the
     lists when they exist (a listed slice or volume that is absent is a missing-slice error).
     """
     npz_dir, h5_dir = root / "train_npz", root / "test_vol_h5"
-    slices: Dict[int, Dict[int, Path]] = {}
+    slices: dict[int, dict[int, Path]] = {}
     if npz_dir.is_dir():
         for (case_id, slice_no), path in scan_folder(npz_dir, _NPZ_RE, "caseNNNN_sliceSSS.npz").items():
             slices.setdefault(case_id, {})[slice_no] = path
-    volumes: Dict[int, Path] = {}
+    volumes: dict[int, Path] = {}
     if h5_dir.is_dir():
         volumes = {key[0]: path for key, path in scan_folder(h5_dir, _H5_RE, "caseNNNN.npy.h5").items()}
     for case_id, path in volumes.items():
@@ -157,7 +157,7 @@ def scan(root: Path, lists_dir: Optional[Path] = None) -> Dict[int, TransUNetCas
                 "training set", case_name(case_id), h5_dir,
             )
 
-    cases: Dict[int, TransUNetCase] = {}
+    cases: dict[int, TransUNetCase] = {}
     for case_id, per_case in slices.items():
         cases[case_id] = TransUNetCase(case_id, "npz", tuple(per_case[s] for s in sorted(per_case)))
     for case_id, path in volumes.items():
@@ -167,8 +167,8 @@ def scan(root: Path, lists_dir: Optional[Path] = None) -> Dict[int, TransUNetCas
 
 def _check_against_lists(
     list_dir: Path,
-    slices: Dict[int, Dict[int, Path]],
-    volumes: Dict[int, Path],
+    slices: dict[int, dict[int, Path]],
+    volumes: dict[int, Path],
     npz_dir: Path,
     h5_dir: Path,
 ) -> None:
@@ -178,7 +178,7 @@ def _check_against_lists(
             (int(m.group(1)), int(m.group(2))) for m in _read_list(train_list, _LIST_SLICE_RE, "caseNNNN_sliceSSS")
         ]
         listed_set = set(listed)
-        missing: Dict[int, List[int]] = {}
+        missing: dict[int, list[int]] = {}
         for case_id, slice_no in listed:
             if slice_no not in slices.get(case_id, {}):
                 missing.setdefault(case_id, []).append(slice_no)
@@ -218,7 +218,7 @@ def _check_against_lists(
             )
 
 
-def check_spacing(spacing: Optional[Sequence[float]]) -> Spacing:
+def check_spacing(spacing: Sequence[float] | None) -> Spacing:
     """The spacing (x, y, z) in mm given to the volumes: ``spacing`` if valid, else the default."""
     if spacing is None:
         return SYNAPSE_SPACING
@@ -264,8 +264,8 @@ def _restore_hu(values: np.ndarray) -> np.ndarray:
 _ENTRIES = ("image", "label")
 
 
-def _load_pair(path: Path, case_id: int, read: Callable[[Path], Tuple[List[str], Dict[str, np.ndarray]]],
-               read_errors: Tuple[type, ...], ndim: int, shape_text: str) -> Tuple[np.ndarray, np.ndarray]:
+def _load_pair(path: Path, case_id: int, read: Callable[[Path], tuple[list[str], dict[str, np.ndarray]]],
+               read_errors: tuple[type, ...], ndim: int, shape_text: str) -> tuple[np.ndarray, np.ndarray]:
     """(image, label) of one file; ``read(path)`` gives the names of all its entries and the arrays
     of ``image`` and ``label``. An unreadable file, a missing entry or shapes other than two equal
     ``ndim``-D ones is a ConversionError."""
@@ -287,7 +287,7 @@ def _load_pair(path: Path, case_id: int, read: Callable[[Path], Tuple[List[str],
     return image, label
 
 
-def _read_npz(path: Path) -> Tuple[List[str], Dict[str, np.ndarray]]:
+def _read_npz(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
     # np.load takes any non-zip file for a pickle and then complains about pickles; say what is wrong.
     if not zipfile.is_zipfile(path):
         raise ValueError("not an npz (zip) archive")
@@ -295,20 +295,20 @@ def _read_npz(path: Path) -> Tuple[List[str], Dict[str, np.ndarray]]:
         return list(data.files), {key: data[key] for key in _ENTRIES if key in data.files}
 
 
-def _read_h5(path: Path) -> Tuple[List[str], Dict[str, np.ndarray]]:
+def _read_h5(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
     import h5py
 
     with h5py.File(path, "r") as data:
         return list(data.keys()), {key: data[key][()] for key in _ENTRIES if key in data}
 
 
-def _load_npz_slice(path: Path, case_id: int) -> Tuple[np.ndarray, np.ndarray]:
+def _load_npz_slice(path: Path, case_id: int) -> tuple[np.ndarray, np.ndarray]:
     """(image, label) of one ``train_npz`` slice, both (H, W)."""
     return _load_pair(path, case_id, _read_npz, (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError),
                       2, "2D")
 
 
-def _load_h5_volume(path: Path, case_id: int) -> Tuple[np.ndarray, np.ndarray]:
+def _load_h5_volume(path: Path, case_id: int) -> tuple[np.ndarray, np.ndarray]:
     """(image, label) of one ``test_vol_h5`` volume, both (D, H, W)."""
     return _load_pair(path, case_id, _read_h5, (OSError, ValueError, KeyError, TypeError), 3, "D x H x W")
 

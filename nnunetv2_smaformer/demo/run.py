@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 from nnunetv2_smaformer.comparison.model_folder import TIMING_FILE
 from nnunetv2_smaformer.nnunet_env import EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES, nnunet_environ
-from nnunetv2_smaformer.pipeline import (Stages, console_script, free_dataset_id, nnunet_environment,
-                                         plan_and_preprocess, run_logged, with_cpu_worker_defaults,
-                                         write_phantom_dataset)
+from nnunetv2_smaformer.pipeline import (
+    Stages,
+    console_script,
+    free_dataset_id,
+    nnunet_environment,
+    plan_and_preprocess,
+    run_logged,
+    with_cpu_worker_defaults,
+    write_phantom_dataset,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +53,7 @@ class DemoConfig:
     size: int = 128
     slices: int = 12
     seed: int = 0
-    dataset_id: Optional[int] = None
+    dataset_id: int | None = None
     trainers: Sequence[str] = (SMAFORMER_TRAINER, STOCK_TRAINER)
     overlay_cases: int = 1
 
@@ -55,11 +62,11 @@ class DemoConfig:
 class DemoResult:
     out: Path
     dataset_name: str
-    report: Dict[str, object]
-    stage_seconds: Dict[str, float] = field(default_factory=dict)
+    report: dict[str, object]
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def demo_environment(out: Path) -> Dict[str, str]:
+def demo_environment(out: Path) -> dict[str, str]:
     """The environment for the nnU-Net subprocesses: the user's folders if set, else folders in ``out``."""
     return with_cpu_worker_defaults(nnunet_environment(out, keep_user_folders=True))
 
@@ -117,7 +124,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
     return DemoResult(out=out, dataset_name=dataset, report=report, stage_seconds=stages.seconds)
 
 
-def demo_setup(trainers: Sequence[str], stage_seconds: Dict[str, float]) -> Dict[str, object]:
+def demo_setup(trainers: Sequence[str], stage_seconds: dict[str, float]) -> dict[str, object]:
     """What the report says about the demo: synthetic data, the shared budget, each method's settings, stage times."""
     from nnunetv2_smaformer.demo import trainers as demo_trainers
 
@@ -138,7 +145,7 @@ def demo_setup(trainers: Sequence[str], stage_seconds: Dict[str, float]) -> Dict
     }
 
 
-def write_setup(out: Path, report: Dict[str, object]) -> None:
+def write_setup(out: Path, report: dict[str, object]) -> None:
     """Add the demo's set-up to ``report.json`` and, after the title, to ``report.md``."""
     from nnunetv2_smaformer.comparison.report import REPORT_JSON, REPORT_MD
 
@@ -149,7 +156,7 @@ def write_setup(out: Path, report: Dict[str, object]) -> None:
     (out / REPORT_MD).write_text(f"{title}\n\n{section}\n{rest}", encoding="utf-8")
 
 
-def render_setup_section(setup: Dict[str, object]) -> List[str]:
+def render_setup_section(setup: dict[str, object]) -> list[str]:
     """Markdown lines for a report's ``setup``: the data, each method's budget and settings, stage times."""
     from nnunetv2_smaformer.benchmark.markdown import table
 

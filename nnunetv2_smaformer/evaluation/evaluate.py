@@ -14,9 +14,9 @@ import json
 import logging
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -24,18 +24,18 @@ from nnunetv2_smaformer.errors import EvaluationError
 from nnunetv2_smaformer.evaluation.io import read_scalar_image
 from nnunetv2_smaformer.evaluation.metrics import MetricPair, case_metrics
 from nnunetv2_smaformer.parallel import run_tasks
+from nnunetv2_smaformer.paths import PathLike
 from nnunetv2_smaformer.synapse import BENCHMARK_LABELS, HD95_UNITS
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Labels of the 8-organ Synapse benchmark (TransUNet protocol), used without a dataset.json;
 #: the same names the Synapse conversion writes into its dataset.json.
-SYNAPSE_BENCHMARK_ORGANS: Dict[int, str] = dict(BENCHMARK_LABELS)
+SYNAPSE_BENCHMARK_ORGANS: dict[int, str] = dict(BENCHMARK_LABELS)
 
 #: File endings recognised when no dataset.json gives ``file_ending`` (longest first).
-DEFAULT_FILE_ENDINGS: Tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".nrrd")
+DEFAULT_FILE_ENDINGS: tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".nrrd")
 
 DEFAULT_OUTPUT_NAME = "synapse_eval.json"
 
@@ -47,8 +47,8 @@ _SPACING_RTOL = 1e-4
 class DatasetInfo:
     """What the evaluation uses from an nnU-Net ``dataset.json``."""
 
-    label_names: Dict[int, str]  # positive labels only, ascending
-    file_ending: Optional[str]
+    label_names: dict[int, str]  # positive labels only, ascending
+    file_ending: str | None
 
 
 @dataclass
@@ -59,11 +59,11 @@ class EvaluationResult:
     is over labels (of those per-label means).
     """
 
-    per_case: Dict[str, Dict[int, MetricPair]]
-    labels: List[int]
-    label_names: Dict[int, str]
+    per_case: dict[str, dict[int, MetricPair]]
+    labels: list[int]
+    label_names: dict[int, str]
     hd95_unit: str
-    per_label: Dict[int, MetricPair] = field(init=False)
+    per_label: dict[int, MetricPair] = field(init=False)
     mean: MetricPair = field(init=False)
 
     def __post_init__(self) -> None:
@@ -98,14 +98,14 @@ class EvaluationResult:
         return "\n".join(organ_table({"": self})) + "\n"
 
 
-def organ_table(results: Mapping[str, EvaluationResult]) -> List[str]:
+def organ_table(results: Mapping[str, EvaluationResult]) -> list[str]:
     """Markdown table lines: one row per label of the first result, a DSC (%) and an HD95 column per
     result (headed by its key, none for ``""``), then the mean row. All results share one HD95 unit."""
     keys = list(results)
     first = results[keys[0]]
     unit = "voxels" if first.hd95_unit == "voxel" else "mm"
 
-    def heads(metric: str) -> List[str]:
+    def heads(metric: str) -> list[str]:
         return [f"{metric} {key}".rstrip() for key in keys]
 
     lines = ["| " + " | ".join(["Label", "Organ", *heads("DSC (%)"), *heads(f"HD95 ({unit})")]) + " |",
@@ -129,7 +129,7 @@ def read_dataset_json(path: PathLike) -> DatasetInfo:
     labels = data.get("labels") if isinstance(data, dict) else None
     if not isinstance(labels, dict) or not labels:
         raise EvaluationError(f"{path} has no 'labels' dict (name -> int)")
-    names: Dict[int, str] = {}
+    names: dict[int, str] = {}
     for name, value in labels.items():
         if isinstance(value, bool) or not isinstance(value, int):
             # Region-based training lists label groups; the benchmark needs plain labels.
@@ -141,8 +141,8 @@ def read_dataset_json(path: PathLike) -> DatasetInfo:
 
 
 def resolve_labels(
-    labels: Optional[Sequence[int]], dataset: Optional[DatasetInfo]
-) -> Tuple[List[int], Dict[int, str]]:
+    labels: Sequence[int] | None, dataset: DatasetInfo | None
+) -> tuple[list[int], dict[int, str]]:
     """Labels to evaluate and their names.
 
     ``labels`` wins if given; else all positive labels of the dataset.json; else the 8 Synapse
@@ -162,11 +162,11 @@ def resolve_labels(
     return chosen, {label: names[label] for label in chosen if label in names}
 
 
-def _natural_key(text: str) -> List[Union[int, str]]:
+def _natural_key(text: str) -> list[int | str]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
-def _case_id(file_name: str, endings: Sequence[str]) -> Optional[str]:
+def _case_id(file_name: str, endings: Sequence[str]) -> str | None:
     for ending in endings:
         if file_name.endswith(ending) and len(file_name) > len(ending):
             return file_name[: -len(ending)]
@@ -174,8 +174,8 @@ def _case_id(file_name: str, endings: Sequence[str]) -> Optional[str]:
 
 
 def find_case_pairs(
-    pred_dir: PathLike, gt_dir: PathLike, file_ending: Optional[str] = None
-) -> List[Tuple[str, Path, Path]]:
+    pred_dir: PathLike, gt_dir: PathLike, file_ending: str | None = None
+) -> list[tuple[str, Path, Path]]:
     """Match each prediction file to the reference file of the same name.
 
     Args:
@@ -216,7 +216,7 @@ def find_case_pairs(
     return pairs
 
 
-def _read_header(path: Path) -> Tuple[Tuple[int, ...], Tuple[float, ...]]:
+def _read_header(path: Path) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """Array shape ``(z, y, x)`` and spacing ``(sz, sy, sx)`` from a file header only."""
     import SimpleITK as sitk
 
@@ -230,7 +230,7 @@ def _read_header(path: Path) -> Tuple[Tuple[int, ...], Tuple[float, ...]]:
     return tuple(reversed(reader.GetSize())), tuple(reversed(reader.GetSpacing()))
 
 
-def check_pair_headers(case_pairs: Sequence[Tuple[str, Path, Path]]) -> None:
+def check_pair_headers(case_pairs: Sequence[tuple[str, Path, Path]]) -> None:
     """Fail early, naming the file, when a prediction's shape or spacing differs from its reference."""
     for _case, pred_path, gt_path in case_pairs:
         pred_shape, pred_spacing = _read_header(pred_path)
@@ -249,7 +249,7 @@ def check_pair_headers(case_pairs: Sequence[Tuple[str, Path, Path]]) -> None:
 
 def evaluate_case(
     pred_path: PathLike, gt_path: PathLike, labels: Sequence[int], hd95_unit: str = "voxel"
-) -> Dict[int, MetricPair]:
+) -> dict[int, MetricPair]:
     """Metrics of one prediction file against its reference file (runs in a worker process).
 
     Returns ``{label: (dice, hd95)}``; HD95 in voxels or, for ``hd95_unit="mm"``, in the
@@ -278,10 +278,10 @@ def default_jobs(n_cases: int) -> int:
 def evaluate_folders(
     pred_dir: PathLike,
     gt_dir: PathLike,
-    labels: Optional[Sequence[int]] = None,
-    dataset_json: Optional[PathLike] = None,
+    labels: Sequence[int] | None = None,
+    dataset_json: PathLike | None = None,
     hd95_unit: str = "voxel",
-    jobs: Optional[int] = None,
+    jobs: int | None = None,
     progress: bool = True,
 ) -> EvaluationResult:
     """Evaluate every prediction in ``pred_dir`` against the same-named file in ``gt_dir``.
@@ -318,17 +318,17 @@ def evaluate_folders(
     return EvaluationResult(per_case, chosen, names, hd95_unit)
 
 
-def _evaluate_task(task: Tuple[Path, Path, Tuple[int, ...], str]) -> Dict[int, MetricPair]:
+def _evaluate_task(task: tuple[Path, Path, tuple[int, ...], str]) -> dict[int, MetricPair]:
     return evaluate_case(*task)
 
 
-def output_paths(json_path: PathLike) -> Tuple[Path, Path, Path]:
+def output_paths(json_path: PathLike) -> tuple[Path, Path, Path]:
     """``(OUT.json, OUT.csv, OUT.md)`` for a requested JSON path."""
     json_path = Path(json_path)
     return json_path, json_path.with_suffix(".csv"), json_path.with_suffix(".md")
 
 
-def write_outputs(result: EvaluationResult, json_path: PathLike) -> Tuple[Path, Path, Path]:
+def write_outputs(result: EvaluationResult, json_path: PathLike) -> tuple[Path, Path, Path]:
     """Write the JSON, a CSV (case x label rows, then per-label and overall mean rows) and the
     Markdown table next to each other; returns their paths."""
     json_path, csv_path, md_path = output_paths(json_path)

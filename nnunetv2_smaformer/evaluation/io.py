@@ -1,15 +1,13 @@
 """Reading label maps and images for evaluation and overlays (SimpleITK, imported lazily)."""
 from __future__ import annotations
 
-from os import PathLike
-from typing import Tuple, Union
-
 import numpy as np
 
 from nnunetv2_smaformer.errors import EvaluationError
+from nnunetv2_smaformer.paths import PathLike
 
 
-def read_scalar_image(path: Union[str, PathLike], role: str) -> Tuple[np.ndarray, Tuple[float, ...]]:
+def read_scalar_image(path: PathLike, role: str) -> tuple[np.ndarray, tuple[float, ...]]:
     """A one-component image as array ``(z, y, x)`` (or ``(y, x)``) and its spacing in that axis order.
 
     ``role`` ("prediction", "image", ...) names the file in error messages.

@@ -21,14 +21,14 @@ spacing passed here must be in the same order (i.e. SimpleITK's ``GetSpacing()``
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from scipy import ndimage
 
-Spacing = Optional[Sequence[float]]
-MetricPair = Tuple[float, float]
-Window = Tuple[slice, ...]
+Spacing = Sequence[float] | None
+MetricPair = tuple[float, float]
+Window = tuple[slice, ...]
 
 
 def dice(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -97,7 +97,7 @@ def _hd95_cropped(pred: np.ndarray, gt: np.ndarray, spacing: Spacing) -> float:
     return float(np.percentile(np.hstack((forward, backward)), 95))
 
 
-def _bounding_box(mask: np.ndarray) -> Optional[Window]:
+def _bounding_box(mask: np.ndarray) -> Window | None:
     """Tight bounding box of a boolean mask as a tuple of slices; ``None`` when the mask is empty."""
     boxes = ndimage.find_objects(mask.astype(np.uint8, copy=False))
     return boxes[0] if boxes else None
@@ -107,8 +107,8 @@ def _union_window(a: Window, b: Window) -> Window:
     return tuple(slice(min(sa.start, sb.start), max(sa.stop, sb.stop)) for sa, sb in zip(a, b))
 
 
-def _protocol_rule(pred_box: Optional[Window], gt_box: Optional[Window],
-                   masks: Callable[[Window], Tuple[np.ndarray, np.ndarray]], spacing: Spacing) -> MetricPair:
+def _protocol_rule(pred_box: Window | None, gt_box: Window | None,
+                   masks: Callable[[Window], tuple[np.ndarray, np.ndarray]], spacing: Spacing) -> MetricPair:
     """The benchmark's per-case rule for one organ, given the bounding boxes of its two masks.
 
     Prediction empty -> (0, 0) whatever the reference; reference empty -> (1, 0); both non-empty ->
@@ -153,7 +153,7 @@ def _as_label_map(array: np.ndarray) -> np.ndarray:
 
 def case_metrics(
     pred: np.ndarray, gt: np.ndarray, labels: Iterable[int], spacing: Spacing = None
-) -> Dict[int, MetricPair]:
+) -> dict[int, MetricPair]:
     """(Dice, HD95) per organ label of one case with the benchmark rule.
 
     Args:
@@ -175,7 +175,7 @@ def case_metrics(
     # One pass per map gives every label's bounding box; masks are then built only in crops.
     pred_boxes = ndimage.find_objects(pred, max_label=top) if top else []
     gt_boxes = ndimage.find_objects(gt, max_label=top) if top else []
-    results: Dict[int, MetricPair] = {}
+    results: dict[int, MetricPair] = {}
     for label in labels:
         results[label] = _protocol_rule(pred_boxes[label - 1], gt_boxes[label - 1],
                                         lambda w: (pred[w] == label, gt[w] == label), spacing)

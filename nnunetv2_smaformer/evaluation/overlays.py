@@ -12,23 +12,23 @@ global backend state is involved.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from nnunetv2_smaformer.errors import EvaluationError
 from nnunetv2_smaformer.evaluation.io import read_scalar_image
+from nnunetv2_smaformer.paths import PathLike
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, Path]
 
 #: Synapse abdominal CT window in HU (TransUNet clips intensities to it).
-DEFAULT_WINDOW: Tuple[float, float] = (-125.0, 275.0)
+DEFAULT_WINDOW: tuple[float, float] = (-125.0, 275.0)
 
 # Fixed, well-separated colours (RGB in [0, 1]); label L uses entry (L - 1) mod len.
-_PALETTE: Tuple[Tuple[float, float, float], ...] = (
+_PALETTE: tuple[tuple[float, float, float], ...] = (
     (0.90, 0.10, 0.10),  # red
     (0.10, 0.70, 0.20),  # green
     (0.15, 0.35, 0.95),  # blue
@@ -48,7 +48,7 @@ _PALETTE: Tuple[Tuple[float, float, float], ...] = (
 )
 
 
-def label_color(label: int) -> Tuple[float, float, float]:
+def label_color(label: int) -> tuple[float, float, float]:
     """Fixed RGB colour of a positive label."""
     return _PALETTE[(int(label) - 1) % len(_PALETTE)]
 
@@ -63,7 +63,7 @@ def _color_overlay(labels: np.ndarray, alpha: float) -> np.ndarray:
     return rgba
 
 
-def select_slices(gt: np.ndarray, pred: np.ndarray, count: int) -> List[int]:
+def select_slices(gt: np.ndarray, pred: np.ndarray, count: int) -> list[int]:
     """The ``count`` axial slices with the most foreground (ground truth or prediction).
 
     Args:
@@ -89,8 +89,8 @@ def render_slice(
     gt: np.ndarray,
     pred: np.ndarray,
     out_path: PathLike,
-    label_names: Optional[Dict[int, str]] = None,
-    window: Tuple[float, float] = DEFAULT_WINDOW,
+    label_names: dict[int, str] | None = None,
+    window: tuple[float, float] = DEFAULT_WINDOW,
     aspect: float = 1.0,
     title: str = "",
     alpha: float = 0.5,
@@ -136,7 +136,7 @@ def render_slice(
     return out_path
 
 
-def _read_volume(path: PathLike, role: str) -> Tuple[np.ndarray, Tuple[float, ...]]:
+def _read_volume(path: PathLike, role: str) -> tuple[np.ndarray, tuple[float, ...]]:
     """Scalar volume as array ``(z, y, x)`` (2D files get z = 1) and spacing ``(sz, sy, sx)``."""
     array, spacing = read_scalar_image(path, role)
     if array.ndim == 2:
@@ -159,12 +159,12 @@ def write_overlays(
     gt_path: PathLike,
     pred_path: PathLike,
     out_dir: PathLike,
-    slices: Optional[Sequence[int]] = None,
-    auto: Optional[int] = None,
-    label_names: Optional[Dict[int, str]] = None,
-    window: Tuple[float, float] = DEFAULT_WINDOW,
+    slices: Sequence[int] | None = None,
+    auto: int | None = None,
+    label_names: dict[int, str] | None = None,
+    window: tuple[float, float] = DEFAULT_WINDOW,
     alpha: float = 0.5,
-) -> List[Path]:
+) -> list[Path]:
     """Write ``<case>_slice<z>.png`` for the chosen axial slices; returns the PNG paths.
 
     Args:

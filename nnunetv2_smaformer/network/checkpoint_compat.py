@@ -7,13 +7,13 @@ module exactly the old function, so those checkpoints keep predicting and traini
 """
 from __future__ import annotations
 
-from typing import ClassVar, Dict, Tuple
+from typing import ClassVar
 
 import torch
 
 
-def fold_conv_bias_into_bn(state_dict: Dict[str, torch.Tensor], prefix: str,
-                           conv_bn_pairs: Tuple[Tuple[str, str], ...]) -> None:
+def fold_conv_bias_into_bn(state_dict: dict[str, torch.Tensor], prefix: str,
+                           conv_bn_pairs: tuple[tuple[str, str], ...]) -> None:
     """Remove ``<prefix><conv>.bias`` from ``state_dict`` in place and subtract it from ``<prefix><bn>.running_mean``."""
     for conv, norm in conv_bn_pairs:
         bias = state_dict.pop(f"{prefix}{conv}.bias", None)
@@ -30,7 +30,7 @@ class FoldsLegacyConvBias:
     reaches the BatchNorm.
     """
 
-    conv_bn_pairs: ClassVar[Tuple[Tuple[str, str], ...]] = ()
+    conv_bn_pairs: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         fold_conv_bias_into_bn(state_dict, prefix, self.conv_bn_pairs)

@@ -1,7 +1,7 @@
 """SMA/E-MLP decoder, final x4 upsampling, edge-enhancement head and deep-supervision heads."""
 from __future__ import annotations
 
-from typing import List, Sequence, Union
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -96,7 +96,7 @@ class DecoderStage(FoldsLegacyConvBias, nn.Module):
         in_channels: int,
         out_channels: int,
         depth: int = 2,
-        drop_path: Union[float, Sequence[float]] = 0.0,
+        drop_path: float | Sequence[float] = 0.0,
     ) -> None:
         super().__init__()
         rates = [drop_path] * depth if isinstance(drop_path, (int, float)) else list(drop_path)
@@ -226,10 +226,10 @@ class SMAFormerDecoder(nn.Module):
         # Auxiliary heads at strides 4, 8, 16 (the decoder stage outputs, shallowest first).
         self.ds_heads = nn.ModuleList(SegmentationLayer(c, num_classes) for c in channels[:num_stages])
 
-    def forward(self, features: Sequence[torch.Tensor]) -> Union[torch.Tensor, List[torch.Tensor]]:
+    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
         """``features``: F1..F4 (NCHW, strides 4..32). Returns logits ``[B, K, H, W]`` or a list of them."""
         x = features[-1]
-        stage_outputs: List[torch.Tensor] = []
+        stage_outputs: list[torch.Tensor] = []
         for stage, skip in zip(self.stages, reversed(features[:-1])):
             x = stage(x, skip)
             stage_outputs.append(x)

@@ -1,8 +1,6 @@
 """Input projection and the Swin-T encoder with an SMA module after every stage."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
-
 import torch
 from timm.models.swin_transformer import SwinTransformer, SwinTransformerBlock
 from torch import nn
@@ -42,9 +40,9 @@ class CachedShiftMask:
 
     def __init__(self, block: SwinTransformerBlock) -> None:
         self._block = block
-        self._masks: Dict[tuple, Optional[torch.Tensor]] = {}
+        self._masks: dict[tuple, torch.Tensor | None] = {}
 
-    def __call__(self, x: Optional[torch.Tensor] = None, device=None, dtype=None) -> Optional[torch.Tensor]:
+    def __call__(self, x: torch.Tensor | None = None, device=None, dtype=None) -> torch.Tensor | None:
         compute = SwinTransformerBlock.get_attn_mask
         if x is None:  # timm asks for a static mask (e.g. from set_input_size): nothing to cache
             return compute(self._block, x, device=device, dtype=dtype)
@@ -77,7 +75,7 @@ class SMASwinEncoder(nn.Module):
 
     def __init__(
         self,
-        img_size: int | Tuple[int, int] = 256,
+        img_size: int | tuple[int, int] = 256,
         window_size: int = 8,
         drop_path_rate: float = 0.2,
     ) -> None:
@@ -98,19 +96,19 @@ class SMASwinEncoder(nn.Module):
             # Dynamic shifted-window masks so that any multiple-of-32 input runs.
             strict_img_size=False,
         )
-        self.channels: Tuple[int, ...] = tuple(SWIN_T_EMBED_DIM * 2**i for i in range(len(SWIN_T_DEPTHS)))
+        self.channels: tuple[int, ...] = tuple(SWIN_T_EMBED_DIM * 2**i for i in range(len(SWIN_T_DEPTHS)))
         self.sma = nn.ModuleList(SMA(c) for c in self.channels)
         for block in self.swin_blocks():
             # timm leaves fused attention off for Swin by default; SDPA is exact and faster.
             block.attn.fused_attn = True
             block.get_attn_mask = CachedShiftMask(block)
 
-    def swin_blocks(self) -> List[nn.Module]:
+    def swin_blocks(self) -> list[nn.Module]:
         return [block for stage in self.swin.layers for block in stage.blocks]
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``[B, 3, H, W]`` -> four skip features ``F1..F4`` (NCHW, strides 4, 8, 16, 32)."""
-        features: List[torch.Tensor] = []
+        features: list[torch.Tensor] = []
         x = self.swin.patch_embed(x)  # [B, H/4, W/4, 96], channels last
         last = len(self.swin.layers) - 1
         for i, (stage, sma) in enumerate(zip(self.swin.layers, self.sma)):

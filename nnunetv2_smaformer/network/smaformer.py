@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from os import PathLike
-from typing import TYPE_CHECKING, ContextManager, Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 import torch
 from dynamic_network_architectures.architectures.abstract_arch import AbstractDynamicNetworkArchitectures
@@ -13,6 +14,7 @@ from torch import nn
 from nnunetv2_smaformer.network.decoder import SMAFormerDecoder
 from nnunetv2_smaformer.network.encoder import InputProjection, SMASwinEncoder
 from nnunetv2_smaformer.network.stride import NETWORK_STRIDE
+from nnunetv2_smaformer.paths import PathLike
 from nnunetv2_smaformer.precision import autocast_supported
 
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
         deep_supervision: bool = False,
         drop_path_rate: float = 0.2,
         img_size: int = 256,
-        autocast_dtypes: Optional[Sequence[torch.dtype]] = None,
+        autocast_dtypes: Sequence[torch.dtype] | None = None,
     ) -> None:
         super().__init__()
         if in_channels < 1 or num_classes < 1:
@@ -71,7 +73,7 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.window_size = window_size
-        self.autocast_dtypes: Optional[Tuple[torch.dtype, ...]] = (
+        self.autocast_dtypes: tuple[torch.dtype, ...] | None = (
             None if autocast_dtypes is None else tuple(autocast_dtypes))
         self.input_proj = InputProjection(in_channels)
         self.encoder = SMASwinEncoder(img_size=img_size, window_size=window_size, drop_path_rate=drop_path_rate)
@@ -85,7 +87,7 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
             drop_path_rates=decoder_rates,
         )
 
-    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"expected input [B, {self.in_channels}, H, W], got shape {tuple(x.shape)}"
@@ -98,7 +100,7 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
         with self._allowed_autocast(x.device.type):
             return self.decoder(self.encoder(self.input_proj(x)))
 
-    def _allowed_autocast(self, device_type: str) -> ContextManager:
+    def _allowed_autocast(self, device_type: str) -> AbstractContextManager:
         """The autocast the forward pass runs under: the active one if ``autocast_dtypes`` allows it, else the first
         allowed dtype the device supports, else none (fp32)."""
         if self.autocast_dtypes is None or not torch.is_autocast_enabled(device_type):
@@ -111,8 +113,8 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
         return torch.autocast(device_type, enabled=False)
 
     def load_pretrained(
-        self, path: Optional[Union[str, PathLike, "SwinWeights"]] = None, min_coverage: float = 1.0
-    ) -> "LoadReport":
+        self, path: PathLike | SwinWeights | None = None, min_coverage: float = 1.0
+    ) -> LoadReport:
         """Load ImageNet Swin-T weights into the encoder; see :mod:`nnunetv2_smaformer.pretrained`.
 
         Args:
@@ -126,7 +128,7 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
         weights = path if isinstance(path, SwinWeights) else swin_weights(path)
         return load_swin_weights(self.encoder.swin, weights, min_coverage=min_coverage)
 
-    def parameter_groups(self) -> Dict[str, nn.Module]:
+    def parameter_groups(self) -> dict[str, nn.Module]:
         """The model's parts, in forward order; every parameter belongs to exactly one."""
         return OrderedDict(
             input_projection=self.input_proj,
@@ -138,7 +140,7 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
             deep_supervision=self.decoder.ds_heads,
         )
 
-    def parameter_counts(self) -> Dict[str, int]:
+    def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters per part (see :meth:`parameter_groups`) plus ``total``."""
         counts = {name: sum(p.numel() for p in part.parameters()) for name, part in self.parameter_groups().items()}
         counts["total"] = sum(p.numel() for p in self.parameters())

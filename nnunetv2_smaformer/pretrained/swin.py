@@ -25,10 +25,9 @@ from __future__ import annotations
 import logging
 import pickle
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from os import PathLike
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 from huggingface_hub import constants as hf_constants
@@ -40,6 +39,7 @@ from timm.models.swin_transformer import checkpoint_filter_fn
 from torch import nn
 
 from nnunetv2_smaformer.errors import PretrainedWeightsError
+from nnunetv2_smaformer.paths import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ _PATCH_EMBED = "patch_embed.proj.weight"
 class SwinWeights:
     """A Swin-T state dict read into memory (``name -> tensor``) and where it came from."""
 
-    state: Dict[str, torch.Tensor]
+    state: dict[str, torch.Tensor]
     source: str
 
 
@@ -76,10 +76,10 @@ class LoadReport:
     loaded_tensors: int
     encoder_params: int
     loaded_params: int
-    resized_keys: List[str] = field(default_factory=list)
-    skipped_keys: List[str] = field(default_factory=list)
-    missing_keys: List[str] = field(default_factory=list)
-    unexpected_keys: List[str] = field(default_factory=list)
+    resized_keys: list[str] = field(default_factory=list)
+    skipped_keys: list[str] = field(default_factory=list)
+    missing_keys: list[str] = field(default_factory=list)
+    unexpected_keys: list[str] = field(default_factory=list)
 
     @property
     def coverage(self) -> float:
@@ -87,7 +87,7 @@ class LoadReport:
         return self.loaded_params / self.encoder_params if self.encoder_params else 0.0
 
     def __str__(self) -> str:
-        def listing(keys: List[str], shown: int = 3) -> str:
+        def listing(keys: list[str], shown: int = 3) -> str:
             if not keys:
                 return "none"
             return f"{len(keys)} ({', '.join(keys[:shown])}{', ...' if len(keys) > shown else ''})"
@@ -114,7 +114,7 @@ def _two_ways() -> str:
     )
 
 
-def read_checkpoint(path: Union[str, PathLike]) -> Dict[str, torch.Tensor]:
+def read_checkpoint(path: PathLike) -> dict[str, torch.Tensor]:
     """Read a checkpoint safely and return its flat ``name -> tensor`` state dict.
 
     ``.safetensors`` files are read with safetensors; anything else with ``torch.load(weights_only=True)``,
@@ -181,7 +181,7 @@ def fetch_timm_weights(name: str = TIMM_PRETRAINED) -> SwinWeights:
     return SwinWeights(state=dict(state), source=f"timm {name} (Hugging Face hub {hub_id})")
 
 
-def swin_weights(path: Optional[Union[str, PathLike]] = None) -> SwinWeights:
+def swin_weights(path: PathLike | None = None) -> SwinWeights:
     """The weights in ``path``, or timm's pretrained Swin-T when ``path`` is None."""
     if path is None:
         return fetch_timm_weights()
@@ -193,7 +193,7 @@ def _uses_official_layout(state: Mapping[str, torch.Tensor]) -> bool:
     return any(k.startswith("layers.0.downsample.") for k in state)
 
 
-def _to_encoder_layout(state: Dict[str, torch.Tensor], swin: nn.Module, source: str) -> Dict[str, torch.Tensor]:
+def _to_encoder_layout(state: dict[str, torch.Tensor], swin: nn.Module, source: str) -> dict[str, torch.Tensor]:
     """timm's ``checkpoint_filter_fn``: layout remap, buffers dropped, bias tables resized to the encoder's window."""
     target = swin.state_dict()
     if _PATCH_EMBED in state and _PATCH_EMBED in target and state[_PATCH_EMBED].shape != target[_PATCH_EMBED].shape:
@@ -239,8 +239,8 @@ def load_swin_weights(swin: nn.Module, weights: SwinWeights, min_coverage: float
     )
     # Buffers the filter dropped, by their names in the file.
     report.skipped_keys = [k for k in state if k.endswith(("relative_position_index", "attn_mask"))]
-    to_load: Dict[str, torch.Tensor] = {}
-    mismatched: List[Tuple[str, Tuple[int, ...], Tuple[int, ...]]] = []
+    to_load: dict[str, torch.Tensor] = {}
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
     for name, tensor in converted.items():
         if name.startswith(_CLASSIFIER_PREFIXES):
             report.skipped_keys.append(name)
@@ -287,7 +287,7 @@ def load_swin_weights(swin: nn.Module, weights: SwinWeights, min_coverage: float
 
 
 def load_swin_checkpoint(
-    swin: nn.Module, path: Union[str, PathLike], min_coverage: float = 1.0
+    swin: nn.Module, path: PathLike, min_coverage: float = 1.0
 ) -> LoadReport:
     """Read ``path`` (see :func:`read_checkpoint`) and load it with :func:`load_swin_weights`."""
     return load_swin_weights(swin, swin_weights(path), min_coverage=min_coverage)

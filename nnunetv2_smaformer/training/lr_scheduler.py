@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from typing import List, Optional
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import _LRScheduler
@@ -29,7 +28,7 @@ class WarmupCosineLRScheduler(_LRScheduler):
         max_steps: int,
         warmup_steps: int = 0,
         min_lr: float = 1e-6,
-        current_step: Optional[int] = None,
+        current_step: int | None = None,
     ) -> None:
         if max_steps < 1 or not 0 <= warmup_steps < max(max_steps, 1):
             raise ValueError(f"need 0 <= warmup_steps < max_steps, got {warmup_steps} and {max_steps}")
@@ -47,7 +46,7 @@ class WarmupCosineLRScheduler(_LRScheduler):
         progress = min(max(step - self.warmup_steps, 0) / span, 1.0)
         return self.min_lr + 0.5 * (self.initial_lr - self.min_lr) * (1.0 + math.cos(math.pi * progress))
 
-    def step(self, current_step: Optional[int] = None) -> None:  # type: ignore[override]
+    def step(self, current_step: int | None = None) -> None:  # type: ignore[override]
         if current_step is None or current_step == -1:
             current_step = self.ctr
             self.ctr += 1
@@ -56,5 +55,5 @@ class WarmupCosineLRScheduler(_LRScheduler):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
-    def get_last_lr(self) -> List[float]:
+    def get_last_lr(self) -> list[float]:
         return self._last_lr

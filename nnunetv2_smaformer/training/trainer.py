@@ -25,8 +25,9 @@ loss with deep supervision, sliding-window inference and 3D validation, AMP, com
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -39,6 +40,15 @@ from torch.nn.parallel import DistributedDataParallel
 from nnunetv2_smaformer.errors import NonFiniteTrainingError, PretrainedWeightsError
 from nnunetv2_smaformer.network.smaformer import SMAFormerV2
 from nnunetv2_smaformer.planning import median_depth, whole_slice_size
+from nnunetv2_smaformer.precision import (
+    GRAD_CLIP_NORM,
+    NonFiniteGuard,
+    backward_and_step,
+    inference_autocast_dtypes,
+    non_finite_tensors,
+    resolve_precision,
+    training_autocast_dtypes,
+)
 from nnunetv2_smaformer.pretrained.swin import (
     OFFICIAL_FILENAME,
     OFFICIAL_URL,
@@ -48,14 +58,11 @@ from nnunetv2_smaformer.pretrained.swin import (
     swin_weights,
 )
 from nnunetv2_smaformer.training.lr_scheduler import WarmupCosineLRScheduler
-from nnunetv2_smaformer.precision import (GRAD_CLIP_NORM, NonFiniteGuard, backward_and_step,
-                                          inference_autocast_dtypes, non_finite_tensors, resolve_precision,
-                                          training_autocast_dtypes)
 from nnunetv2_smaformer.training.whole_slice import whole_slice_loaders
 
-PATCH_SIZE: Tuple[int, int] = (256, 256)
+PATCH_SIZE: tuple[int, int] = (256, 256)
 # Network outputs: full resolution, then the decoder stages at strides 4, 8, 16.
-DEEP_SUPERVISION_SCALES: Tuple[Tuple[float, float], ...] = ((1.0, 1.0), (0.25, 0.25), (0.125, 0.125), (0.0625, 0.0625))
+DEEP_SUPERVISION_SCALES: tuple[tuple[float, float], ...] = ((1.0, 1.0), (0.25, 0.25), (0.125, 0.125), (0.0625, 0.0625))
 # nnU-Net's experiment planner: a batch sees at most 5 % of the dataset's voxels, and never fewer than 2 samples.
 MAX_DATASET_COVERED = 0.05
 MIN_BATCH_SIZE = 2
@@ -94,9 +101,9 @@ class TrainingBudget:
     ``None`` keeps nnU-Net's defaults (1000 epochs x 250 iterations, 50 validation iterations).
     """
 
-    epochs: ClassVar[Optional[int]] = None
-    iterations_per_epoch: ClassVar[Optional[int]] = None
-    val_iterations_per_epoch: ClassVar[Optional[int]] = None
+    epochs: ClassVar[int | None] = None
+    iterations_per_epoch: ClassVar[int | None] = None
+    val_iterations_per_epoch: ClassVar[int | None] = None
     #: Mirroring augmentation and test-time mirroring (nnU-Net's default: on).
     mirroring: ClassVar[bool] = True
 
@@ -123,9 +130,9 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
     """SMAFormerV2 on nnU-Net's 2D configuration. Variants override the class attributes only."""
 
     #: Extra ``SMAFormerV2`` constructor arguments (window, edge head, stochastic depth).
-    network_kwargs: ClassVar[Dict[str, Any]] = {}
+    network_kwargs: ClassVar[dict[str, Any]] = {}
     #: Training patch, written into the plans; the seed's 256x256.
-    training_patch_size: ClassVar[Tuple[int, int]] = PATCH_SIZE
+    training_patch_size: ClassVar[tuple[int, int]] = PATCH_SIZE
     #: Initialise the encoder from ImageNet Swin-T (``$SMAFORMER_SWIN_WEIGHTS`` or timm's pretrained weights).
     use_pretrained: ClassVar[bool] = True
     #: The original's batch size, before nnU-Net's small-dataset cap.
@@ -155,7 +162,7 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
         self.train_precision = resolve_precision(self.precision, self.device)
         # nnU-Net makes a GradScaler for every CUDA run; only fp16 needs one.
         self.grad_scaler = torch.amp.GradScaler(self.device.type) if self.train_precision.grad_scaler else None
-        self.nonfinite_guard: Optional[NonFiniteGuard] = None
+        self.nonfinite_guard: NonFiniteGuard | None = None
         self._epoch_step = 0
         # Set when nnU-Net restores weights from a checkpoint (--c, --val); ImageNet weights must not overwrite them.
         self._weights_restored = False
@@ -181,7 +188,7 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
         config["batch_size"] = capped_batch_size(cls.max_batch_size, voxels, patch)
 
     @classmethod
-    def patch_for(cls, configuration: dict) -> List[int]:
+    def patch_for(cls, configuration: dict) -> list[int]:
         """The training patch on a configuration (nnU-Net's resolved dict): a whole-slice configuration's patch is
         the slice, elsewhere the trainer's own ``training_patch_size``."""
         if whole_slice_size(configuration) is not None:
@@ -226,7 +233,7 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
         with whole_slice_loaders():
             return super().get_dataloaders()
 
-    def _get_deep_supervision_scales(self) -> Optional[List[List[float]]]:
+    def _get_deep_supervision_scales(self) -> list[list[float]] | None:
         return [list(s) for s in DEEP_SUPERVISION_SCALES] if self.enable_deep_supervision else None
 
     @classmethod
@@ -279,7 +286,7 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
         self.nonfinite_guard.start_epoch()
         self._epoch_step = 0
 
-    def on_train_epoch_end(self, train_outputs: List[dict]) -> None:
+    def on_train_epoch_end(self, train_outputs: list[dict]) -> None:
         # The epoch's train_loss is the mean of the steps that were taken (all ranks skip the same steps).
         taken = [output for output in train_outputs if np.all(np.isfinite(output["loss"]))]
         self.print_to_log_file(f"Non-finite training steps skipped: {self.nonfinite_guard.epoch_skipped} of "

@@ -11,7 +11,7 @@ nnU-Net's, unchanged.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, List, Sequence, Tuple
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
@@ -20,7 +20,7 @@ from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 class WholeSliceDataLoader(nnUNetDataLoader):
     """nnU-Net's 2D data loader (pseudo-3D patches ``(1, H, W)``) that never moves a slice to a foreground voxel."""
 
-    def placement_range(self, data_shape: Sequence[int], axis: int) -> Tuple[int, int]:
+    def placement_range(self, data_shape: Sequence[int], axis: int) -> tuple[int, int]:
         """Lowest and highest lower bound of the patch along ``axis`` for a random sample: the patch may extend
         into padding of half the difference between the (initial) patch and the data on each side."""
         need_to_pad = max(int(self.need_to_pad[axis]), int(self.patch_size[axis]) - int(data_shape[axis]))
@@ -30,7 +30,7 @@ class WholeSliceDataLoader(nnUNetDataLoader):
 
     def get_bbox(self, data_shape, force_fg: bool, class_locations, overwrite_class=None, verbose: bool = False):
         lbs, _ = super().get_bbox(data_shape, force_fg, class_locations, overwrite_class, verbose)
-        lower: List[int] = [int(lbs[0])]  # the slice nnU-Net chose
+        lower: list[int] = [int(lbs[0])]  # the slice nnU-Net chose
         for axis in range(1, len(data_shape)):
             low, high = self.placement_range(data_shape, axis)
             lower.append(int(np.random.randint(low, high + 1)))

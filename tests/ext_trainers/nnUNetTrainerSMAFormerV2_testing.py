@@ -4,7 +4,7 @@ They train 64x64 patches, the test datasets' slice size: a 256x256 patch on 64x6
 same test (the shipped smoke trainer's 256x256 patch is checked once, on the shared smoke model)."""
 import json
 import math
-from typing import ClassVar, FrozenSet, Optional
+from typing import ClassVar
 
 import torch
 
@@ -28,9 +28,9 @@ class NaNBatches:
     """Mixin: chosen training batches turned to NaN (so that the forward pass is NaN) before the trainer's step."""
 
     #: Training steps (counted from 1 over the run of this process) whose batch is replaced by NaN.
-    nan_steps: ClassVar[FrozenSet[int]] = frozenset()
+    nan_steps: ClassVar[frozenset[int]] = frozenset()
     #: From this step on every batch is NaN.
-    nan_from: ClassVar[Optional[int]] = None
+    nan_from: ClassVar[int | None] = None
 
     def train_step(self, batch: dict) -> dict:
         self.steps_run = getattr(self, "steps_run", 0) + 1
