@@ -26,18 +26,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from nnunetv2_smaformer.comparison.model_folder import training_seconds
+from nnunetv2_smaformer.conversion.phantom_dataset import write_phantom_dataset
 from nnunetv2_smaformer.demo import trainers as demo_trainers
 from nnunetv2_smaformer.demo.run import CANDIDATE_IDS, DemoConfig, demo_environment
 from nnunetv2_smaformer.errors import SMAFormerError
 from nnunetv2_smaformer.evaluation.evaluate import evaluate_folders
-from nnunetv2_smaformer.pipeline import (
-    console_script,
-    free_dataset_id,
-    plan_and_preprocess,
-    run_logged,
-    write_phantom_dataset,
-)
+from nnunetv2_smaformer.model_folder import training_seconds
+from nnunetv2_smaformer.nnunet_commands import plan_and_preprocess, predict_command, train_command
+from nnunetv2_smaformer.nnunet_env import free_dataset_id
+from nnunetv2_smaformer.processes import console_command, run_logged
 from nnunetv2_smaformer.synapse import dataset_folder_name
 
 
@@ -154,14 +151,12 @@ def run_setting(out: Path, env: dict[str, str], dataset_id: int, setting: Settin
     fold = Path(env["nnUNet_results"]) / dataset / f"{trainer}__nnUNetPlans__2d" / "fold_0"
     # A training that finished while its search process was stopped is not repeated.
     if not (fold / "checkpoint_final.pth").is_file():
-        run_logged([console_script("nnUNetv2_train"), str(dataset_id), "2d", "0", "-tr", trainer, "-device", "cpu"],
-                   env, out / "logs" / f"train_{trainer}.log")
+        run_logged(console_command(train_command(dataset_id, "2d", trainer)), env,
+                   out / "logs" / f"train_{trainer}.log")
     train_s = training_seconds(fold)
     predictions = out / "predictions" / trainer
-    predict_s = run_logged([console_script("nnUNetv2_predict"), "-i", str(raw / "imagesTs"), "-o", str(predictions),
-                            "-d", str(dataset_id), "-c", "2d", "-f", "0", "-tr", trainer, "-device", "cpu",
-                            "-chk", "checkpoint_final.pth", "-npp", "1", "-nps", "1"],
-                           env, out / "logs" / f"predict_{trainer}.log").seconds
+    predict = predict_command(raw / "imagesTs", predictions, dataset_id=dataset_id, configuration="2d", trainer=trainer)
+    predict_s = run_logged(console_command(predict), env, out / "logs" / f"predict_{trainer}.log").seconds
     result = evaluate_folders(predictions, raw / "labelsTs", dataset_json=raw / "dataset.json", progress=False)
     row = Row(method=method.key, trainer=trainer, multiplier=multiplier, lr=peak_lr(method, multiplier),
               mean_dice=result.mean[0], per_label_dice={result.name(k): v[0] for k, v in result.per_label.items()},

@@ -25,7 +25,8 @@ import numpy as np
 LABELS = list(range(1, 9))
 
 
-def _ellipsoid(shape: tuple[int, int, int], center: np.ndarray, radii: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
+def _ellipsoid(shape: tuple[int, int, int], center: np.ndarray,
+               radii: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
     """Boolean ellipsoid inside its own bounding box (clipped to ``shape``), and that box."""
     lo = np.maximum(np.floor(center - radii).astype(int), 0)
     hi = np.minimum(np.ceil(center + radii).astype(int) + 1, shape)

@@ -45,14 +45,15 @@ def main() -> None:
     import torch
     from nnunetv2.run.run_training import get_trainer_from_args
 
+    from nnunetv2_smaformer.conversion.phantom_dataset import write_phantom_dataset
     from nnunetv2_smaformer.demo.run import DemoConfig
     from nnunetv2_smaformer.demo.trainers import nnUNetTrainerSMAFormerV2_demoCPU
-    from nnunetv2_smaformer.nnunet_env import NNUNET_FOLDER_VARIABLES, nnunet_environ
-    from nnunetv2_smaformer.pipeline import nnunet_environment, plan_and_preprocess, write_phantom_dataset
+    from nnunetv2_smaformer.nnunet_commands import plan_and_preprocess
+    from nnunetv2_smaformer.nnunet_env import folder_environment, nnunet_variables, temporary_environ
     from nnunetv2_smaformer.training.trainer import unwrap_network
 
     out = args.out.resolve()
-    env = nnunet_environment(out / "nnunet")
+    env = folder_environment(out / "nnunet")
     config = DemoConfig(out=out)
     marker = out / "dataset_name"
     if not marker.is_file():
@@ -62,7 +63,7 @@ def main() -> None:
         marker.write_text(dataset)
     dataset = marker.read_text()
 
-    with nnunet_environ({name: env[name] for name in NNUNET_FOLDER_VARIABLES}):
+    with temporary_environ(nnunet_variables(env, trainers=False)):
         os.environ["nnUNet_n_proc_DA"] = "0"  # the loader in this process
         torch.manual_seed(0)
         trainer = get_trainer_from_args(dataset, "2d", 0, nnUNetTrainerSMAFormerV2_demoCPU.__name__,

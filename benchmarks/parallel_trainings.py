@@ -35,10 +35,10 @@ SETUPS = (("one alone, OpenMP default", None, 1),
 
 def _train_together(env: dict[str, str], count: int, out: Path, name: str) -> float:
     """Wall seconds until ``count`` trainings have finished, their ``nnUNetv2_train`` runs started together."""
-    from nnunetv2_smaformer.pipeline import LoggedRun, console_script, run_logged_together
+    from nnunetv2_smaformer.nnunet_commands import train_command
+    from nnunetv2_smaformer.processes import LoggedRun, console_command, run_logged_together
 
-    runs = {f"{name} #{run}": LoggedRun([console_script("nnUNetv2_train"), str(DATASET_ID), "2d", "0", "-tr", TRAINER,
-                                         "-device", "cpu"],
+    runs = {f"{name} #{run}": LoggedRun(console_command(train_command(DATASET_ID, "2d", TRAINER)),
                                         {**env, "nnUNet_results": str(out / "results" / f"{name}_{run}")},
                                         out / "logs" / f"{name}_{run}.log")
             for run in range(count)}
@@ -55,11 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from nnunetv2_smaformer.pipeline import nnunet_environment, plan_and_preprocess, write_phantom_dataset
+    from nnunetv2_smaformer.conversion.phantom_dataset import write_phantom_dataset
+    from nnunetv2_smaformer.nnunet_commands import plan_and_preprocess
+    from nnunetv2_smaformer.nnunet_env import folder_environment
     from nnunetv2_smaformer.synapse import TEST_CASES, TRAIN_CASES
 
     out = args.out.resolve()
-    env = nnunet_environment(out / "nnunet")
+    env = folder_environment(out / "nnunet")
     env["nnUNet_n_proc_DA"] = "1"
     env["nnUNet_def_n_proc"] = "1"
     write_phantom_dataset(env, DATASET_ID, out, size=args.size, slices=args.slices, seed=0,

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from nnunetv2_smaformer.benchmark.network import SINGLE_OUTPUT_CONFIG, BenchmarkSettings, StepRunner, benchmark_configs
-from nnunetv2_smaformer.benchmark.reference import reference_config_name
+from nnunetv2_smaformer.speed.reference import reference_config_name
+from nnunetv2_smaformer.speed.step_timing import SINGLE_OUTPUT_CONFIG, BenchmarkSettings, StepRunner, benchmark_configs
 
 FORWARD_PREFIX = "forward::"
 WHOLE_NETWORK = "(whole network)"

@@ -28,3 +28,8 @@ class ConfigurationError(SMAFormerError):
 
 class NonFiniteTrainingError(SMAFormerError):
     """Training produced non-finite losses or gradients for too many steps in a row, or non-finite weights."""
+
+
+class ReferenceImplementationError(SMAFormerError):
+    """The authors' implementation file given for a comparison is missing, cannot be imported, or cannot build its
+    network."""

@@ -58,6 +58,9 @@ TRAIN_CASES: tuple[int, ...] = (5, 6, 7, 9, 10, 21, 23, 24, 26, 27, 28, 30, 31, 
 #: All 30 labelled BTCV training CTs (1-10, 21-40), sorted.
 ALL_CASES: tuple[int, ...] = tuple(sorted(TEST_CASES + TRAIN_CASES))
 
+#: The abdominal CT window in HU that TransUNet clipped intensities to (and scaled to [0, 1]); overlays show CT in it.
+HU_WINDOW: tuple[float, float] = (-125.0, 275.0)
+
 #: HD95 units of the protocol: voxels (the published tables) or millimetres (from the reference's spacing).
 HD95_UNITS: tuple[str, ...] = ("voxel", "mm")
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_cli import console_script, run, run_main  # noqa: F401  (re-exported for the conversion tests)
 from nnunet_cli import nnunet_env as _nnunet_env
+from nnunet_cli import run, run_main  # noqa: F401  (re-exported for the conversion tests)
+from nnunetv2_smaformer.processes import console_script  # noqa: F401  (re-exported for the conversion tests)
 
 REPO = Path(__file__).resolve().parents[1]
 

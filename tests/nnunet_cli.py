@@ -11,14 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from nnunetv2_smaformer.nnunet_env import EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES
-from nnunetv2_smaformer.pipeline import (
-    LoggedRun,
-    console_script,
-    nnunet_environment,
-    plan_and_preprocess_command,
-    run_logged_together,
-)
+from nnunetv2_smaformer.nnunet_commands import plan_and_preprocess_command, predict_command
+from nnunetv2_smaformer.nnunet_env import EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES, folder_environment
+from nnunetv2_smaformer.processes import LoggedRun, console_command, run_logged_together
 
 BIN = Path(sys.executable).parent
 EXT_TRAINERS = Path(__file__).parent / "ext_trainers"
@@ -29,7 +24,7 @@ def nnunet_env(root: Path, create: bool = True) -> dict[str, str]:
     """Environment with the nnU-Net folders under ``root`` (made unless ``create`` is False), this package's
     and the tests' trainer folders registered, a small CPU budget and no ImageNet weights."""
     base = {k: v for k, v in os.environ.items() if k != EXT_TRAINER_VARIABLE}
-    env = nnunet_environment(root, trainer_dirs=[EXT_TRAINERS], create=create, base=base)
+    env = folder_environment(root, trainer_dirs=[EXT_TRAINERS], create=create, base=base)
     # Small CPU budget per run: one augmentation worker, no export pool oversubscription.
     env["nnUNet_n_proc_DA"] = "1"
     env["nnUNet_def_n_proc"] = "1"
@@ -42,7 +37,7 @@ def run(args: Sequence[str], env: dict[str, str] | None = None, timeout: int = 9
         cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run console script ``args[0]`` with ``args[1:]`` in a subprocess; ``check`` fails the test on a
     non-zero exit, showing the output."""
-    cmd = [console_script(args[0]), *map(str, args[1:])]
+    cmd = console_command(args)
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     if check and result.returncode != 0:
         raise AssertionError(
@@ -86,19 +81,17 @@ def model_folder(env: dict[str, str], dataset: str, trainer: str, configuration:
 
 def predict(env: dict[str, str], images: Path, out: Path, dataset_id: int, trainer: str, *extra: object,
             configuration: str = "2d", workers: bool = False) -> subprocess.CompletedProcess:
-    """``nnUNetv2_predict`` of fold 0 on the CPU (:func:`_predict_args`)."""
-    return run(["nnUNetv2_predict", *_predict_args(images, out, dataset_id, trainer, configuration, extra, workers)],
-               env)
+    """``nnUNetv2_predict`` of fold 0 on the CPU (:func:`_predict_command`)."""
+    return run(_predict_command(images, out, dataset_id, trainer, configuration, extra, workers), env)
 
 
-def _predict_args(images: Path, out: Path, dataset_id: int, trainer: str, configuration: str,
-                  extra: Sequence[object], workers: bool) -> list:
+def _predict_command(images: Path, out: Path, dataset_id: int, trainer: str, configuration: str,
+                     extra: Sequence[object], workers: bool) -> list:
     """With ``workers``, one preprocessing and one export process (nnU-Net's default path, with 1 + 1 instead of its
     3 + 3 worker processes, which on 2 cores cost more start-up than they save); without, nnU-Net's sequential path
     (``-npp 0 -nps 0``: all in one process), which spares the two workers' start-up (each imports nnU-Net anew)."""
-    processes = "1" if workers else "0"
-    return ["-i", images, "-o", out, "-d", dataset_id, "-c", configuration, "-f", "0", "-tr", trainer,
-            "-device", "cpu", "-npp", processes, "-nps", processes, *extra]
+    return predict_command(images, out, dataset_id=dataset_id, configuration=configuration, trainer=trainer,
+                           processes=1 if workers else 0, extra=[str(e) for e in extra])
 
 
 def predict_in_parallel(env: dict[str, str], images: Path, outputs: dict[str, Path], dataset_id: int,
@@ -106,8 +99,7 @@ def predict_in_parallel(env: dict[str, str], images: Path, outputs: dict[str, Pa
     """:func:`predict` with workers of ``images`` by several trainers' models at once (``outputs``: trainer ->
     output folder): one nnUNetv2_predict process each, started together, so that one's start-up overlaps another's
     work. Each run's output goes to ``OUTPUT_FOLDER.log``; a failure raises with the log's last lines."""
-    runs = {trainer: LoggedRun([console_script("nnUNetv2_predict"),
-                                *map(str, _predict_args(images, out, dataset_id, trainer, "2d", extra, True))],
+    runs = {trainer: LoggedRun(console_command(_predict_command(images, out, dataset_id, trainer, "2d", extra, True)),
                                env, out.with_name(f"{out.name}.log"))
             for trainer, out in outputs.items()}
     run_logged_together(runs, timeout_s=900)
@@ -129,6 +121,7 @@ def trainer_in_process(env: dict[str, str], monkeypatch, dataset: str, trainer: 
 
 
 def plan_and_preprocess(env: dict[str, str], *dataset_ids: int) -> None:
-    """``nnUNetv2_plan_and_preprocess`` of ``2d`` (:func:`~nnunetv2_smaformer.pipeline.plan_and_preprocess_command`)
+    """``nnUNetv2_plan_and_preprocess`` of ``2d``
+    (:func:`~nnunetv2_smaformer.nnunet_commands.plan_and_preprocess_command`)
     with one worker process for the fingerprint and one for the preprocessing."""
     run(plan_and_preprocess_command(dataset_ids, num_processes=1), env)

@@ -168,9 +168,9 @@ def test_benchmark_network_options_reach_the_measurement(smaformer_bin, tmp_path
 def test_benchmark_network_compile_option_adds_the_compiled_configuration():
     import torch
 
-    from nnunetv2_smaformer.benchmark.network import benchmark_configs
     from nnunetv2_smaformer.cli.benchmark_network import settings_from_args
     from nnunetv2_smaformer.cli.main import build_parser
+    from nnunetv2_smaformer.speed.step_timing import benchmark_configs
 
     parser = build_parser()
     plain = settings_from_args(parser.parse_args(["benchmark-network", "--no-baseline"]))

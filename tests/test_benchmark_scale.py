@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from nnunetv2_smaformer.benchmark.scale import (
+from nnunetv2_smaformer.cli.main import main
+from nnunetv2_smaformer.speed.scale import (
     SMAFORMER_TRAINER,
     STOCK_TRAINER,
     ScaleSettings,
     prediction_variants,
     tiles_per_slice,
 )
-from nnunetv2_smaformer.cli.main import main
 
 
 def test_tiles_per_slice_at_synapse_geometry():
@@ -27,7 +27,7 @@ def test_tiles_per_slice_at_synapse_geometry():
 
 
 def test_slab_extrapolation_with_the_fixed_cost_of_a_run():
-    from nnunetv2_smaformer.benchmark.scale import extrapolate_to_volume, fixed_cost
+    from nnunetv2_smaformer.speed.scale import extrapolate_to_volume, fixed_cost
 
     # 12 s for 1 slice, 18 s for 4: 2 s a slice, 10 s fixed; an 80-slice volume 10 + 80 x 2 s.
     assert fixed_cost(12.0, 18.0, 4) == pytest.approx(10.0)
@@ -53,9 +53,10 @@ def test_settings_presets():
     (["--nnunet-benchmark"], "CUDA"),
     (["--device", "tpu"], "--device"),
 ])
-def test_bad_arguments_exit_2(tmp_path, caplog, args, message):
+def test_bad_arguments_exit_2(tmp_path, caplog, capsys, args, message):
     assert main(["benchmark-scale", "-o", str(tmp_path / "out"), *args]) == 2
-    assert message in caplog.text
+    # A single argument's check is argparse's (its message on stderr), the settings' checks are logged.
+    assert message in caplog.text + capsys.readouterr().err
     assert not (tmp_path / "out" / "benchmark_scale.json").exists()
 
 

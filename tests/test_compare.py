@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from nnunet_cli import SMOKE, run
-from nnunetv2_smaformer.comparison.model_folder import find_benchmark_results, inspect_model_folder, read_timing_file
 from nnunetv2_smaformer.errors import SMAFormerError
+from nnunetv2_smaformer.model_folder import find_benchmark_results, inspect_model_folder, read_timing_file
 
 STOCK = "nnUNetTrainer_compareTest"
 DATASET = "Dataset501_TinyCT"
@@ -195,7 +195,8 @@ def test_one_method_is_refused(ct, smoke_model, predictions, tmp_path):
     assert result.returncode == 2 and "at least 2 methods" in result.stderr
 
 
-def test_predictions_of_different_cases_are_refused(ct, smoke_model, stock_model, predictions, validation_cases, tmp_path):
+def test_predictions_of_different_cases_are_refused(ct, smoke_model, stock_model, predictions, validation_cases,
+                                                    tmp_path):
     labels = Path(ct["nnUNet_raw"]) / DATASET / "labelsTr"
     other_case = next(p for p in sorted(labels.iterdir()) if p.name[:-len(".nii.gz")] not in validation_cases)
     (tmp_path / "pred").mkdir()
@@ -262,7 +263,8 @@ def test_fold_checkpoint_unit_and_dataset_json_options(ct, smoke_model, stock_mo
     dataset_json["labels"] = {"background": 0, "liver": 1, "spleen": 2, "pancreas": 3}
     renamed.write_text(json.dumps(dataset_json))
     out = tmp_path / "report"
-    run(compare_cmd(ct, (results / smoke_model.name, predictions[SMOKE]), (results / stock_model.name, predictions[STOCK]),
+    run(compare_cmd(ct, (results / smoke_model.name, predictions[SMOKE]),
+                    (results / stock_model.name, predictions[STOCK]),
                     out=out, extra=["--fold", "3", "--checkpoint", "checkpoint_best.pth", "--hd95-unit", "mm",
                                     "--dataset-json", renamed, "--no-network-benchmark"]), ct)
     data = json.loads((out / "report.json").read_text())

@@ -25,7 +25,7 @@ from torch._dynamo.utils import counters
 
 from ext_trainers.nnUNetTrainerSMAFormerV2_compileTest import COUNTERS_MARKER, nnUNetTrainerSMAFormerV2_compileTest
 from nnunet_cli import model_folder, predict, run
-from nnunetv2_smaformer.benchmark.network import deep_supervision_loss
+from nnunetv2_smaformer.speed.step_timing import deep_supervision_loss
 
 COMPILE_TRAINER = nnUNetTrainerSMAFormerV2_compileTest.__name__
 # Dataset501 of the ``ct`` fixture: one CT channel, 3 organs + background, 64x64 slices; nnU-Net's batch 2.
@@ -219,7 +219,7 @@ def test_nnunet_train_and_predict_compiled(ct, compiled, inductor_cache, officia
     shutil.copy(source, images / source.name)
     predictions = tmp_path / "predictions"
     start = time.perf_counter()
-    predict(env, images, predictions, 501, COMPILE_TRAINER, "-chk", "checkpoint_final.pth")
+    predict(env, images, predictions, 501, COMPILE_TRAINER)  # checkpoint_final.pth
     record_figure(f"nnUNetv2_predict of the compiled training's checkpoint: {time.perf_counter() - start:.0f} s")
     import SimpleITK as sitk
 

@@ -21,13 +21,14 @@ import pytest
 import SimpleITK as sitk
 
 from _conversion_helpers import REPO, console_script, leftovers, nnunet_env, read_case, run_cli, run_main
-from nnunetv2_smaformer.conversion import synapse
+from nnunetv2_smaformer import synapse
+from nnunetv2_smaformer.conversion import synapse_raw
 from nnunetv2_smaformer.conversion.btcv import scan as scan_btcv
 from nnunetv2_smaformer.conversion.converter import convert_synapse
 from nnunetv2_smaformer.conversion.phantom import PhantomCase, make_phantom
 from nnunetv2_smaformer.conversion.sources import detect_layout
 from nnunetv2_smaformer.errors import ConversionError
-from nnunetv2_smaformer.pipeline import plan_and_preprocess_command
+from nnunetv2_smaformer.nnunet_commands import plan_and_preprocess_command
 
 SIZE, SLICES, SEED = 32, 6, 3
 # The benchmark's BTCV -> 8-organ mapping, written out here so the tests do not trust the package's own table.
@@ -49,10 +50,10 @@ SMALL_CASES = (1, 2, 5, 6)  # two test and two training cases of the TransUNet s
 
 
 def test_label_mapping_and_split_follow_the_spec() -> None:
-    lut = synapse.btcv_to_benchmark_lut()
+    lut = synapse_raw.btcv_to_benchmark_lut()
     assert {i: int(lut[i]) for i in range(14) if lut[i]} == BENCHMARK_MAPPING
     assert [int(lut[i]) for i in (0, 5, 9, 10, 12, 13)] == [0] * 6
-    assert synapse.nnunet_labels() == {
+    assert synapse_raw.nnunet_labels() == {
         "background": 0, "aorta": 1, "gallbladder": 2, "left_kidney": 3, "right_kidney": 4,
         "liver": 5, "pancreas": 6, "spleen": 7, "stomach": 8,
     }
@@ -63,8 +64,8 @@ def test_label_mapping_and_split_follow_the_spec() -> None:
     assert len(splits) == 1
     assert splits[0]["val"] == [f"case{i:04d}" for i in synapse.TEST_CASES]
     assert splits[0]["train"] == [f"case{i:04d}" for i in synapse.TRAIN_CASES]
-    np.testing.assert_allclose(synapse.transunet_to_hu(np.array([0.0, 0.5, 1.0])), [-125.0, 75.0, 275.0])
-    np.testing.assert_allclose(synapse.hu_to_transunet(np.array([-1000, -125, 75, 275, 1000])), [0, 0, 0.5, 1, 1])
+    np.testing.assert_allclose(synapse_raw.transunet_to_hu(np.array([0.0, 0.5, 1.0])), [-125.0, 75.0, 275.0])
+    np.testing.assert_allclose(synapse_raw.hu_to_transunet(np.array([-1000, -125, 75, 275, 1000])), [0, 0, 0.5, 1, 1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,7 +116,7 @@ def _check_layout(run: dict[str, object], fmt: str) -> None:
 
     dataset = json.loads((out / "dataset.json").read_text())
     assert dataset["channel_names"] == {"0": "CT"}
-    assert dataset["labels"] == synapse.nnunet_labels()
+    assert dataset["labels"] == synapse_raw.nnunet_labels()
     assert dataset["numTraining"] == 30
     assert dataset["file_ending"] == ".nii.gz"
     assert dataset["converted_from"] == fmt
@@ -189,7 +190,8 @@ def test_transunet_full_conversion_voxels_orientation_spacing(full_transunet: di
     assert itk.GetPixel(int(x), int(y), int(z)) == 5
 
 
-def test_btcv_and_transunet_give_the_same_labels(full_btcv: dict[str, object], full_transunet: dict[str, object]) -> None:
+def test_btcv_and_transunet_give_the_same_labels(full_btcv: dict[str, object],
+                                                 full_transunet: dict[str, object]) -> None:
     """Same phantom, two layouts: identical label volumes and label statistics."""
     b, t = _dataset_dir(full_btcv), _dataset_dir(full_transunet)
     for case_id in synapse.ALL_CASES:
@@ -383,7 +385,8 @@ def test_overwrite_is_needed_to_replace_a_dataset(tmp_path: Path) -> None:
 
     refused = run_main(args, env)
     assert refused.returncode == 2
-    assert "already exists" in refused.stderr and "--overwrite" in refused.stderr and "Dataset025_Synapse" in refused.stderr
+    assert "already exists" in refused.stderr and "--overwrite" in refused.stderr
+    assert "Dataset025_Synapse" in refused.stderr
     assert marker.read_text() == "keep me"
     assert sorted(p.name for p in Path(env["nnUNet_raw"]).iterdir()) == ["Dataset025_Synapse"]
 

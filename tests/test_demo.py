@@ -22,13 +22,13 @@ DEMO_TIMEOUT_S = 2400
 
 @pytest.mark.slow
 def test_demo_end_to_end(smaformer_bin, tmp_path, record_figure):
-    from nnunetv2_smaformer.demo.trainers import DEMO_MIN_MEAN_DSC
+    from nnunetv2_smaformer.demo.pass_mark import DEMO_MIN_MEAN_DSC
 
     env = {k: v for k, v in os.environ.items()
            if k not in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer")}
     out = tmp_path / "demo"
     try:
-        result = subprocess.run([smaformer_bin, "demo", "--out", str(out)], env=env, capture_output=True, text=True,
+        result = subprocess.run([smaformer_bin, "demo", "-o", str(out)], env=env, capture_output=True, text=True,
                                 timeout=DEMO_TIMEOUT_S)
     except subprocess.TimeoutExpired as timeout:
         # The demo's log says which stage it reached and how long the finished ones took.
@@ -79,8 +79,8 @@ def test_demo_end_to_end(smaformer_bin, tmp_path, record_figure):
 
 def test_demo_trainers_describe_their_budget_and_settings():
     # The report quotes these lines: they must say what the classes do.
+    from nnunetv2_smaformer.demo.pass_mark import DEMO_MIN_MEAN_DSC
     from nnunetv2_smaformer.demo.trainers import (
-        DEMO_MIN_MEAN_DSC,
         nnUNetTrainer_demoCPU,
         nnUNetTrainerAdam_demoCPU,
         nnUNetTrainerSMAFormerV2_demoCPU,

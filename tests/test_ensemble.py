@@ -9,7 +9,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_cli import SMOKE, run
-from nnunetv2_smaformer.pipeline import linked_model_copy
+from nnunetv2_smaformer.model_folder import linked_model_copy
 
 STOCK = "nnUNetTrainer_compareTest"  # stock nnU-Net, smoke-sized (the `stock_model` fixture)
 

@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from _conversion_helpers import nnunet_env, read_case, run_cli
-from nnunetv2_smaformer.conversion import synapse
+from nnunetv2_smaformer import synapse
 from nnunetv2_smaformer.conversion.phantom import (
     AIR_HU,
     make_phantom,
@@ -162,7 +162,8 @@ def test_make_phantom_cli(tmp_path: Path) -> None:
 def test_phantom_converts_with_default_cli_sizes(tmp_path: Path) -> None:
     """make-phantom's defaults (64 x 64 x 16) feed convert-synapse end to end, as a demo would."""
     env = nnunet_env(tmp_path)
-    assert run_cli(["make-phantom", tmp_path / "src", "--layout", "transunet", "--cases", "1", "5"], env).returncode == 0
+    made = run_cli(["make-phantom", tmp_path / "src", "--layout", "transunet", "--cases", "1", "5"], env)
+    assert made.returncode == 0
     result = run_cli(["convert-synapse", tmp_path / "src", "-d", "50", "-np", "1"], env)
     assert result.returncode == 0, result.stderr
     label = sitk.ReadImage(str(tmp_path / "nnUNet_raw" / "Dataset050_Synapse" / "labelsTr" / "case0005.nii.gz"))

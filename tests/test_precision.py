@@ -17,7 +17,7 @@ from ext_trainers.nnUNetTrainerSMAFormerV2_testing import (
 )
 from nnunet_cli import model_folder, run, trainer_in_process
 from nnunetv2_smaformer.errors import NonFiniteTrainingError
-from nnunetv2_smaformer.nnunet_env import nnunet_environ
+from nnunetv2_smaformer.nnunet_env import nnunet_variables, temporary_environ
 from nnunetv2_smaformer.precision import resolve_precision
 from nnunetv2_smaformer.training import (
     nnUNetTrainerSMAFormerV2,
@@ -72,7 +72,7 @@ def test_nnunet_predictor_under_fp16_autocast_runs_the_network_in_bf16(ct, smoke
     import SimpleITK as sitk
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-    with nnunet_environ({k: ct[k] for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}):
+    with temporary_environ(nnunet_variables(ct, trainers=False)):
         predictor = nnUNetPredictor(tile_step_size=0.5, use_mirroring=False, perform_everything_on_device=False,
                                     device=torch.device("cpu"), verbose=False, allow_tqdm=False)
         predictor.initialize_from_trained_model_folder(str(smoke_model), use_folds=(0,))

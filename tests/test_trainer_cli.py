@@ -78,7 +78,8 @@ def test_validation_only_reruns_validation(ct, smoke_model, tmp_path):
     assert summary.stat().st_mtime_ns > before_mtime
     # Validated again on the fold's validation cases with the trained weights, which stay untouched:
     # the same cases, the same metrics, the same checkpoint.
-    val_cases = json.loads((Path(ct["nnUNet_preprocessed"]) / "Dataset501_TinyCT" / "splits_final.json").read_text())[0]["val"]
+    splits = Path(ct["nnUNet_preprocessed"]) / "Dataset501_TinyCT" / "splits_final.json"
+    val_cases = json.loads(splits.read_text())[0]["val"]
     assert sorted(Path(c["prediction_file"]).name for c in after["metric_per_case"]) == sorted(
         f"{case}.nii.gz" for case in val_cases)
     assert all((fold / "validation" / f"{case}.nii.gz").is_file() for case in val_cases)
@@ -121,7 +122,8 @@ def no_weight_decay_expected(network: torch.nn.Module) -> set:
     norms = (torch.nn.LayerNorm, torch.nn.BatchNorm2d, torch.nn.GroupNorm)
     names = {f"{m}.{p}" if m else p for m, module in network.named_modules() if isinstance(module, norms)
              for p, _ in module.named_parameters(recurse=False)}
-    names |= {n for n, _ in network.named_parameters() if n.endswith(".bias") or n.endswith("relative_position_bias_table")}
+    names |= {n for n, _ in network.named_parameters()
+              if n.endswith(".bias") or n.endswith("relative_position_bias_table")}
     return names
 
 

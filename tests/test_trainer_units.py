@@ -157,7 +157,8 @@ def test_the_benchmark_trainers_build_and_step(ct, monkeypatch, tmp_path):
     from nnunet_cli import trainer_in_process
     from nnunetv2_smaformer.training.trainer import unwrap_network
 
-    for name in ("nnUNetTrainerSMAFormerV2_Benchmark_5epochs", "nnUNetTrainerSMAFormerV2_Benchmark_5epochs_noDataLoading"):
+    for name in ("nnUNetTrainerSMAFormerV2_Benchmark_5epochs",
+                 "nnUNetTrainerSMAFormerV2_Benchmark_5epochs_noDataLoading"):
         with monkeypatch.context() as cuda:  # for the assertion in nnU-Net's constructor only
             cuda.setattr(torch.cuda, "is_available", lambda: True)
             trainer = trainer_in_process(ct, monkeypatch, "Dataset501_TinyCT", name, fold=0)  # nnU-Net's: fold 0

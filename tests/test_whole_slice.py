@@ -186,20 +186,21 @@ def _loaders(wide, oversample: float):
     from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunetv2_smaformer.training.whole_slice import WholeSliceDataLoader
+    from nnunetv2_smaformer.whole_slice.loader import WholeSliceDataLoader
 
     env = wide["env"]
     dataset = nnUNetDatasetBlosc2(str(Path(env["nnUNet_preprocessed"]) / DATASET / "nnUNetPlans_2d_wholeslice"))
     dataset_json = json.loads((Path(env["nnUNet_raw"]) / DATASET / "dataset.json").read_text())
     labels = PlansManager(str(plans_path(env))).get_label_manager(dataset_json)
-    return dataset, {cls: cls(dataset, 2, (INITIAL, INITIAL), (SIZE, SIZE), labels, oversample_foreground_percent=oversample)
+    return dataset, {cls: cls(dataset, 2, (INITIAL, INITIAL), (SIZE, SIZE), labels,
+                              oversample_foreground_percent=oversample)
                      for cls in (nnUNetDataLoader, WholeSliceDataLoader)}
 
 
 def test_foreground_samples_keep_the_whole_slice_in_view(wide):
     from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 
-    from nnunetv2_smaformer.training.whole_slice import WholeSliceDataLoader
+    from nnunetv2_smaformer.whole_slice.loader import WholeSliceDataLoader
 
     dataset, loaders = _loaders(wide, oversample=1.0)
     centred = -((INITIAL - SIZE) // 2)
@@ -219,7 +220,7 @@ def test_foreground_samples_keep_the_whole_slice_in_view(wide):
 
 
 def test_delivered_samples_are_the_whole_slice_padded(wide):
-    from nnunetv2_smaformer.training.whole_slice import WholeSliceDataLoader
+    from nnunetv2_smaformer.whole_slice.loader import WholeSliceDataLoader
 
     dataset, loaders = _loaders(wide, oversample=1.0)
     slices = {case: np.asarray(dataset.load_case(case)[0])[0] for case in dataset.identifiers}
@@ -240,7 +241,7 @@ def test_the_trainer_uses_whole_slice_sampling_on_that_configuration_only(wide, 
     from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
     from nnunetv2.training.nnUNetTrainer import nnUNetTrainer as trainer_module
 
-    from nnunetv2_smaformer.training.whole_slice import WholeSliceDataLoader
+    from nnunetv2_smaformer.whole_slice.loader import WholeSliceDataLoader
 
     for configuration, loader_class in {NAME: WholeSliceDataLoader, "2d": nnUNetDataLoader}.items():
         trainer = trainer_in_process(wide["env"], monkeypatch, DATASET, SMOKE, configuration)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 
 from nnunetv2_smaformer.cli.arguments import multiple_of_stride, positive_int
+from nnunetv2_smaformer.cli.output import print_result
+from nnunetv2_smaformer.whole_slice.plans import DEFAULT_NAME, DEFAULT_SIZE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,9 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-d", "--dataset", required=True, metavar="ID", help="dataset id or name")
     parser.add_argument("-p", "--plans", default="nnUNetPlans", metavar="PLANS",
                         help="plans identifier (default: nnUNetPlans)")
-    parser.add_argument("--name", default="2d_wholeslice", help="configuration name (default: 2d_wholeslice)")
-    parser.add_argument("--size", type=multiple_of_stride, default=256,
-                        help="slice side in pixels after resampling, a multiple of 32 (default: 256)")
+    parser.add_argument("--name", default=DEFAULT_NAME, help=f"configuration name (default: {DEFAULT_NAME})")
+    parser.add_argument("--size", type=multiple_of_stride, default=DEFAULT_SIZE,
+                        help=f"slice side in pixels after resampling, a multiple of 32 (default: {DEFAULT_SIZE})")
     parser.add_argument("-np", "--num-processes", type=positive_int, default=4, metavar="N",
                         help="preprocessing processes (default: 4)")
     parser.add_argument("--overwrite", action="store_true",
@@ -31,15 +33,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunetv2_smaformer.planning import add_whole_slice_configuration
+    from nnunetv2_smaformer.whole_slice.configuration import add_whole_slice_configuration
 
     added = add_whole_slice_configuration(args.dataset, plans_identifier=args.plans, name=args.name, size=args.size,
                                           num_processes=args.num_processes, overwrite=args.overwrite)
     entry = added.configuration
-    print("\n".join([
+    spacing = " x ".join(f"{s:.4g}" for s in entry["spacing"])
+    print_result([
         f"{added.dataset}: configuration {added.name} {added.action} in {added.plans_file}",
-        f"  spacing {' x '.join(f'{s:.4g}' for s in entry['spacing'])} mm, patch {'x'.join(map(str, entry['patch_size']))}, "
-        f"batch {entry['batch_size']}, data in {added.data_folder}",
+        f"  spacing {spacing} mm, patch {'x'.join(map(str, entry['patch_size']))}, batch {entry['batch_size']}, "
+        f"data in {added.data_folder}",
         f"  train: nnUNetv2_train {added.dataset} {added.name} FOLD -tr nnUNetTrainerSMAFormerV2",
-    ]))
+    ])
     return 0

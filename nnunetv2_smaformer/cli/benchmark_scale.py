@@ -2,7 +2,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from nnunetv2_smaformer.cli.arguments import add_output, dataset_id, device
+from nnunetv2_smaformer.cli.output import print_result
+
+#: Options that override the preset's sizes; ``ScaleSettings.validate`` checks them together.
+SIZE_OPTIONS = ("size", "slices", "train_cases", "test_cases", "loader_batches", "train_warmup", "train_steps",
+                "whole_slice_size", "predict_slices")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,19 +18,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write a phantom with Synapse's geometry (512x512 slices, 0.76 mm in-plane, 3 mm slices, "
         ">= 80 slices a case, 8 organs), plan and preprocess it with nnU-Net (2d), then measure SMAFormerV2 and "
         "stock nnU-Net in the same run (SMAFormerV2 on 2d and on 2d_wholeslice, the original's protocol, which "
-        "smaformer add-configuration adds; stock nnU-Net on 2d): data-loader throughput with nnU-Net's augmentation at each trainer's "
-        "planned batch size, training iterations per second, nnUNetv2_predict seconds per volume (with and "
-        "without mirroring, larger steps, a whole-slice patch) and peak memory. Writes "
-        "OUT/benchmark_scale.json and OUT/benchmark_scale.md. The defaults are sized for one GPU, --quick for "
-        "a 2-core CPU.",
+        "smaformer add-configuration adds; stock nnU-Net on 2d): data-loader throughput with nnU-Net's "
+        "augmentation at each trainer's planned batch size, training iterations per second, nnUNetv2_predict "
+        "seconds per volume (with and without mirroring, larger steps, a whole-slice patch) and peak memory. "
+        "Writes OUT/benchmark_scale.json and OUT/benchmark_scale.md. The defaults are sized for one GPU, --quick "
+        "for a 2-core CPU.",
     )
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
-                        help="folder for the phantom, nnU-Net's folders, logs and the report")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
+    add_output(parser, "folder for the phantom, nnU-Net's folders, logs and the report", metavar="DIR")
+    parser.add_argument("--device", type=device, default="cpu", help="cpu or cuda[:N] (default: cpu)")
     parser.add_argument("--quick", action="store_true", help="fewer cases and iterations, sized for a 2-core CPU")
     parser.add_argument("--nnunet-benchmark", action="store_true",
                         help="also run nnU-Net's _Benchmark_5epochs trainers for both methods (CUDA only)")
-    parser.add_argument("--dataset-id", type=int, default=990, help="dataset id inside DIR (default 990)")
+    parser.add_argument("--dataset-id", type=dataset_id, default=990, help="dataset id inside DIR (default 990)")
     sizes = parser.add_argument_group("sizes (override the preset; smaller than Synapse is a code-path check only)")
     sizes.add_argument("--size", type=int, help="in-plane size (Synapse: 512)")
     sizes.add_argument("--slices", type=int, help="slices a case (Synapse: >= 80)")
@@ -41,25 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    import torch
+    from nnunetv2_smaformer.speed.scale import ScaleSettings, run_scale_benchmark
+    from nnunetv2_smaformer.speed.scale_report import scale_report
 
-    from nnunetv2_smaformer.benchmark.markdown import scale_report
-    from nnunetv2_smaformer.benchmark.scale import ScaleSettings, run_scale_benchmark
-    from nnunetv2_smaformer.errors import SMAFormerError
-
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SMAFormerError(f"--device {args.device}: CUDA is not available on this machine")
-    if args.device != "cpu" and not args.device.startswith("cuda"):
-        raise SMAFormerError(f"--device must be cpu or cuda[:N], got {args.device!r}")
-    if not 1 <= args.dataset_id <= 999:
-        raise SMAFormerError(f"--dataset-id must be between 1 and 999, got {args.dataset_id}")
     settings = ScaleSettings.quick(args.device) if args.quick else ScaleSettings(device=args.device)
-    overrides = {name: getattr(args, name) for name in ("size", "slices", "train_cases", "test_cases",
-                                                         "loader_batches", "train_warmup", "train_steps", "whole_slice_size",
-                                                         "predict_slices")
-                 if getattr(args, name) is not None}
+    overrides = {name: getattr(args, name) for name in SIZE_OPTIONS if getattr(args, name) is not None}
     settings = dataclasses.replace(settings, nnunet_benchmark=args.nnunet_benchmark, **overrides)
     report = run_scale_benchmark(args.output, settings, dataset_id=args.dataset_id)
-    print(scale_report(report))
-    print(f"written to {args.output / 'benchmark_scale.json'} and {args.output / 'benchmark_scale.md'}")
+    print_result([scale_report(report),
+                  f"written to {args.output / 'benchmark_scale.json'} and {args.output / 'benchmark_scale.md'}"])
     return 0

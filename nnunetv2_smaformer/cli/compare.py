@@ -4,7 +4,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nnunetv2_smaformer.cli.arguments import multiple_of_stride, non_negative_int, positive_int
+from nnunetv2_smaformer.cli.arguments import (
+    add_output,
+    add_progress,
+    device,
+    multiple_of_stride,
+    non_negative_int,
+    positive_int,
+)
+from nnunetv2_smaformer.cli.output import print_result
 
 
 def _fold(text: str):
@@ -32,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "and the folder of its predictions; give it at least twice")
     parser.add_argument("--gt", required=True, type=Path, metavar="LABELS_DIR",
                         help="ground-truth label maps, matched to predictions by file name")
-    parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT_DIR", help="report folder")
+    add_output(parser, "report folder", metavar="OUT_DIR")
     parser.add_argument("--fold", type=_fold, default=0, help="fold whose checkpoint describes each model: "
                         "a number or 'all' (default: 0)")
     parser.add_argument("--checkpoint", default="checkpoint_final.pth", help="checkpoint file name in fold_N")
@@ -52,15 +60,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=2, help="network benchmark batch size (default: 2)")
     parser.add_argument("--img-size", type=multiple_of_stride, default=256,
                         help="network benchmark patch side, a multiple of 32 (default: 256)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N], for inference timing and the network benchmark")
+    parser.add_argument("--device", type=device, default="cpu",
+                        help="cpu or cuda[:N], for inference timing and the network benchmark")
     parser.add_argument("-j", "--jobs", type=positive_int, help="evaluation processes (default: one per CPU)")
-    parser.add_argument("--progress", action="store_true", help="show evaluation progress bars")
+    add_progress(parser, default=False)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from nnunetv2_smaformer.comparison.compare import CompareConfig, compare
     from nnunetv2_smaformer.comparison.report import REPORT_JSON, REPORT_MD
+
     report = compare(CompareConfig(
         methods=[tuple(pair) for pair in args.methods], gt_dir=args.gt, out_dir=args.output, fold=args.fold,
         checkpoint_name=args.checkpoint, dataset_json=args.dataset_json, hd95_unit=args.hd95_unit,
@@ -72,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     for key, evaluation in report["methods"].items():
         model = report["models"][key]
         seconds = model["inference"]["seconds_per_case"]
-        lines.append(f"  {key:<36} DSC {100 * evaluation['mean']['dice']:6.2f} %   HD95 {evaluation['mean']['hd95']:7.2f}"
+        mean = evaluation["mean"]
+        lines.append(f"  {key:<36} DSC {100 * mean['dice']:6.2f} %   HD95 {mean['hd95']:7.2f}"
                      f"   {model['parameters'] / 1e6:7.2f} M params   {model['gmacs']:7.2f} GMACs"
                      + (f"   {seconds:.2f} s/case" if seconds is not None else ""))
     for row in report["paired"]:
@@ -81,5 +92,5 @@ def run(args: argparse.Namespace) -> int:
                          f"95 % CI [{100 * row['ci95'][0]:+.2f}, {100 * row['ci95'][1]:+.2f}], Wilcoxon p "
                          f"{row['wilcoxon_p']:.3g} (n = {row['n']})")
     lines.append(f"written to {args.output / REPORT_MD} and {args.output / REPORT_JSON}")
-    print("\n".join(lines))
+    print_result(lines)
     return 0

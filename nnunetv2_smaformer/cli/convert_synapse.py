@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from nnunetv2_smaformer.conversion.synapse import SYNAPSE_SPACING
+from nnunetv2_smaformer.cli.arguments import add_progress, dataset_id, positive_int
+from nnunetv2_smaformer.cli.output import print_result
+from nnunetv2_smaformer.synapse import SYNAPSE_SPACING
 
 _DESCRIPTION = """\
 Convert the Synapse multi-organ CT data into $nnUNet_raw/DatasetID_Synapse (8 benchmark organs,
@@ -23,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("src", metavar="SRC", help="folder holding the BTCV or TransUNet release")
-    parser.add_argument("-d", "--dataset-id", type=int, required=True, metavar="ID",
+    parser.add_argument("-d", "--dataset-id", type=dataset_id, required=True, metavar="ID",
                         help="nnU-Net dataset id (1-999); the dataset is named DatasetID_Synapse")
     parser.add_argument("--format", dest="fmt", choices=("auto", "btcv", "transunet"), default="auto",
                         help="source layout (default: detected)")
@@ -37,15 +39,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                              "the data, in lists_Synapse/ or lists/lists_Synapse/)")
     parser.add_argument("--require-all", action="store_true",
                         help="fail unless all 30 Synapse cases are present (default: warn and split what exists)")
-    parser.add_argument("-np", "--num-processes", type=int, default=None, metavar="N",
+    parser.add_argument("-np", "--num-processes", type=positive_int, default=None, metavar="N",
                         help="worker processes (default: number of CPUs, at most 8)")
+    add_progress(parser, default=True)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from nnunetv2_smaformer.conversion.converter import convert_synapse
 
-    convert_synapse(
+    summary = convert_synapse(
         args.src,
         args.dataset_id,
         fmt=args.fmt,
@@ -54,5 +57,9 @@ def run(args: argparse.Namespace) -> int:
         num_processes=args.num_processes,
         require_all=args.require_all,
         lists_dir=args.lists,
+        progress=args.progress,
     )
+    print_result([f"{summary.dataset_dir}: {len(summary.cases)} case(s) converted from the {summary.source_format} "
+                  f"layout, {len(summary.train_cases)} training and {len(summary.test_cases)} test; "
+                  f"split in {summary.splits_file}"])
     return 0

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-logger = logging.getLogger("smaformer.evaluate")
+from nnunetv2_smaformer.cli.arguments import add_output, add_progress, positive_int
+from nnunetv2_smaformer.cli.output import print_result
+from nnunetv2_smaformer.synapse import HD95_UNITS
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="per-organ DSC and HD95 of predicted segmentations (Synapse protocol)",
@@ -21,16 +22,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--pred", required=True, type=Path, help="folder of predicted label maps")
     parser.add_argument("--gt", required=True, type=Path, help="folder of ground-truth label maps (same file names)")
+    add_output(parser, "JSON output (default: PRED/synapse_eval.json); .csv and .md are written next to it",
+               required=False)
     parser.add_argument(
-        "-o", "--output", type=Path, default=None,
-        help="JSON output (default: PRED/synapse_eval.json); .csv and .md are written next to it",
-    )
-    parser.add_argument(
-        "--hd95-unit", choices=("voxel", "mm"), default="voxel",
+        "--hd95-unit", choices=HD95_UNITS, default="voxel",
         help="HD95 in voxels (as the published tables) or in mm from the files' spacing (default: voxel)",
     )
     parser.add_argument(
-        "--labels", type=int, nargs="+", default=None, metavar="L",
+        "--labels", type=positive_int, nargs="+", default=None, metavar="L",
         help="labels to evaluate (default: all positive labels of the dataset.json, else 1..8)",
     )
     parser.add_argument(
@@ -38,36 +37,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="nnU-Net dataset.json for labels, organ names and file ending "
         "(default: PRED/dataset.json if present, else the 8 Synapse benchmark organs)",
     )
-    parser.add_argument(
-        "-j", "--jobs", type=int, default=None,
-        help="worker processes (default: min(CPUs, cases))",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("-j", "--jobs", type=positive_int, default=None,
+                        help="worker processes (default: min(CPUs, cases))")
+    add_progress(parser, default=True)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that building the CLI parser stays cheap.
-    from nnunetv2_smaformer.errors import EvaluationError
-    from nnunetv2_smaformer.evaluation.evaluate import (
-        DEFAULT_OUTPUT_NAME,
-        evaluate_folders,
-        write_outputs,
-    )
+    from nnunetv2_smaformer.evaluation.evaluate import DEFAULT_OUTPUT_NAME, evaluate_folders, write_outputs
 
-    if args.jobs is not None and args.jobs < 1:
-        raise EvaluationError(f"--jobs must be >= 1, got {args.jobs}")
-    result = evaluate_folders(
-        args.pred,
-        args.gt,
-        labels=args.labels,
-        dataset_json=args.dataset_json,
-        hd95_unit=args.hd95_unit,
-        jobs=args.jobs,
-        progress=not args.no_progress,
-    )
+    result = evaluate_folders(args.pred, args.gt, labels=args.labels, dataset_json=args.dataset_json,
+                              hd95_unit=args.hd95_unit, jobs=args.jobs, progress=args.progress)
     output = args.output if args.output is not None else args.pred / DEFAULT_OUTPUT_NAME
     paths = write_outputs(result, output)
-    logger.info("%d case(s); HD95 in %s\n%s", len(result.per_case), result.hd95_unit, result.to_markdown())
-    logger.info("wrote %s", ", ".join(str(path) for path in paths))
+    print_result([f"{len(result.per_case)} case(s); HD95 in {result.hd95_unit}", result.to_markdown().rstrip(),
+                  f"written to {', '.join(str(path) for path in paths)}"])
     return 0

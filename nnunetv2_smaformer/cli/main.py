@@ -45,8 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``smaformer`` command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status: 0, or 2 for
+    a bad argument (argparse's message) or a problem the user can fix (one logged line)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, or a bad argument after argparse's message
+        return int(exit_.code or 0)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -57,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SMAFormerError as err:
-        logging.getLogger("smaformer").error("%s", err)
+        logging.getLogger(__name__).error("%s", err)
         return 2
 
 

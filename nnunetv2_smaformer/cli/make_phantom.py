@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nnunetv2_smaformer.cli.arguments import at_least
+from nnunetv2_smaformer.cli.output import print_result
 from nnunetv2_smaformer.errors import ConversionError
 
 
@@ -17,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("out", metavar="OUT", help="output folder (created; must not hold that layout yet)")
     parser.add_argument("--layout", choices=("btcv", "transunet"), required=True, help="source layout to write")
-    parser.add_argument("--size", type=int, default=64, metavar="N", help="in-plane size N x N (default 64)")
-    parser.add_argument("--slices", type=int, default=16, metavar="N", help="slices per case (default 16)")
+    parser.add_argument("--size", type=at_least(8), default=64, metavar="N", help="in-plane size N x N (default 64)")
+    parser.add_argument("--slices", type=at_least(2), default=16, metavar="N", help="slices per case (default 16)")
     parser.add_argument("--cases", nargs="+", default=["all"], metavar="CASE",
                         help="case numbers (1, 0021, case0021) or all/train/test (default: all 30)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -35,12 +37,12 @@ def run(args: argparse.Namespace) -> int:
     present = [name for name in existing if (out / name).exists()]
     if present:
         raise ConversionError(f"{out} already holds {', '.join(present)}; choose an empty folder")
-    if args.size < 8 or args.slices < 2:
-        raise ConversionError(f"--size must be >= 8 and --slices >= 2 (got {args.size}, {args.slices})")
     try:
         cases = parse_case_selection(args.cases)
     except ValueError as err:
         raise ConversionError(str(err)) from err
-    make_phantom(out, args.layout, cases=cases, size=args.size, slices=args.slices, seed=args.seed,
-                 lists=args.lists)
+    phantoms = make_phantom(out, args.layout, cases=cases, size=args.size, slices=args.slices, seed=args.seed,
+                            lists=args.lists)
+    print_result([f"{out}: {len(phantoms)} phantom case(s) of {args.slices} x {args.size} x {args.size} voxels "
+                  f"(z y x) in the {args.layout} layout"])
     return 0

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-logger = logging.getLogger("smaformer.overlay")
+from nnunetv2_smaformer.cli.arguments import add_output, positive_int
+from nnunetv2_smaformer.cli.output import print_result
+from nnunetv2_smaformer.synapse import HU_WINDOW
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,17 +24,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--slices", type=int, nargs="+", metavar="Z", help="axial slice indices (array z axis)")
     choice.add_argument(
-        "--auto", type=int, metavar="N", default=None,
+        "--auto", type=positive_int, metavar="N", default=None,
         help="pick the N slices with the most foreground (default: 3)",
     )
-    parser.add_argument("-o", "--output", required=True, type=Path, help="output folder for the PNGs")
+    add_output(parser, "output folder for the PNGs")
     parser.add_argument(
         "--dataset-json", type=Path, default=None,
         help="nnU-Net dataset.json for the legend's organ names (default: Synapse benchmark names)",
     )
     parser.add_argument(
-        "--window", type=float, nargs=2, default=(-125.0, 275.0), metavar=("LOW", "HIGH"),
-        help="image display window (default: -125 275 HU; use 0 1 for [0, 1]-scaled images)",
+        "--window", type=float, nargs=2, default=HU_WINDOW, metavar=("LOW", "HIGH"),
+        help=f"image display window (default: {HU_WINDOW[0]:g} {HU_WINDOW[1]:g} HU; use 0 1 for [0, 1]-scaled images)",
     )
     parser.add_argument("--alpha", type=float, default=0.5, help="label opacity (default: 0.5)")
     parser.set_defaults(func=run)
@@ -59,5 +60,5 @@ def run(args: argparse.Namespace) -> int:
         window=tuple(args.window),
         alpha=args.alpha,
     )
-    logger.info("wrote %d PNG(s) to %s", len(paths), args.output)
+    print_result([f"wrote {len(paths)} PNG(s) to {args.output}"])
     return 0

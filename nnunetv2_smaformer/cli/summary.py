@@ -4,9 +4,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from nnunetv2_smaformer.cli.arguments import multiple_of_stride
-
-logger = logging.getLogger("smaformer.summary")
+from nnunetv2_smaformer.cli.arguments import multiple_of_stride, positive_int
+from nnunetv2_smaformer.cli.output import print_result
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,18 +16,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(counted by torch.utils.flop_counter.FlopCounterMode: convolutions, matmuls and attention; "
         "one MAC = two FLOPs).",
     )
-    parser.add_argument("--in-channels", type=int, default=1, help="input channels (default: 1, CT)")
-    parser.add_argument("--num-classes", type=int, default=9, help="classes incl. background (default: 9, Synapse)")
+    parser.add_argument("--in-channels", type=positive_int, default=1, help="input channels (default: 1, CT)")
+    parser.add_argument("--num-classes", type=positive_int, default=9,
+                        help="classes incl. background (default: 9, Synapse)")
     parser.add_argument("--img-size", type=multiple_of_stride, default=256,
                         help="square input side, a multiple of 32 (default: 256)")
-    parser.add_argument("--window-size", type=int, default=8, help="Swin window (default: 8)")
+    parser.add_argument("--window-size", type=positive_int, default=8, help="Swin window (default: 8)")
     parser.add_argument("--no-edge", action="store_true", help="plain 1x1 head instead of the Sobel edge head")
     parser.add_argument("--pretrained", metavar="FILE", help="also load this Swin-T checkpoint and show the report")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunetv2_smaformer.benchmark.network import count_gmacs
+    from nnunetv2_smaformer.forward_cost import count_gmacs
     from nnunetv2_smaformer.network.smaformer import SMAFormerV2
 
     model = SMAFormerV2(
@@ -56,5 +56,5 @@ def run(args: argparse.Namespace) -> int:
             lines.append(str(model.load_pretrained(args.pretrained)))
         finally:
             loader_logger.setLevel(previous)
-    print("\n".join(lines))
+    print_result(lines)
     return 0

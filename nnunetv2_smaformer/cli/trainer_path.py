@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from nnunetv2_smaformer.cli.output import print_result
 from nnunetv2_smaformer.nnunet_env import trainer_dir
 
 
@@ -17,5 +18,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(trainer_dir())
+    print_result([str(trainer_dir())])
     return 0

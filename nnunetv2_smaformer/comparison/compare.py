@@ -10,13 +10,12 @@ predictions. It writes into ``out_dir``:
   method against the first, with bootstrap intervals and Wilcoxon p (:mod:`.paired`); model facts (parameters and
   GMACs of the trained network, epoch time from the checkpoint's log and from nnU-Net's benchmark
   trainers, inference seconds per case); the network-level side-by-side at 256x256
-  (:mod:`nnunetv2_smaformer.benchmark.side_by_side`); the environment;
+  (:mod:`nnunetv2_smaformer.speed.side_by_side`); the environment;
 * ``dsc_per_organ.png``: grouped bars of DSC per organ, one colour per method.
 
-The work is split by job: :mod:`.model_folder` reads model folders and checkpoints,
-:mod:`.model_facts` measures the trained networks and inference, :mod:`.report` renders the files,
-:mod:`.nnunet_bridge` is what is asked of nnU-Net. Inference time per case is measured with
-``nnUNetPredictor`` when images are given, else read from ``PRED_FOLDER/timing.json``.
+The work is split by job: :mod:`nnunetv2_smaformer.model_folder` reads model folders and checkpoints,
+:mod:`.model_facts` measures the trained networks and inference, :mod:`.report` renders the files. Inference time
+per case is measured with ``nnUNetPredictor`` when images are given, else read from ``PRED_FOLDER/timing.json``.
 """
 from __future__ import annotations
 
@@ -27,22 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnunetv2_smaformer.comparison.model_facts import (
-    environment_facts,
     list_images,
     time_inference,
     trained_network_facts,
-)
-from nnunetv2_smaformer.comparison.model_folder import (
-    DEFAULT_CHECKPOINT,
-    ModelFolder,
-    check_same_dataset,
-    epoch_times,
-    find_benchmark_results,
-    inspect_model_folder,
-    load_checkpoint,
-    method_keys,
-    read_json,
-    read_timing_file,
 )
 from nnunetv2_smaformer.comparison.paired import paired_comparison
 from nnunetv2_smaformer.comparison.report import (
@@ -55,7 +41,20 @@ from nnunetv2_smaformer.comparison.report import (
 )
 from nnunetv2_smaformer.errors import EvaluationError, SMAFormerError
 from nnunetv2_smaformer.evaluation.evaluate import EvaluationResult, evaluate_folders, write_outputs
-from nnunetv2_smaformer.nnunet_env import nnunet_environ
+from nnunetv2_smaformer.machine import machine_info
+from nnunetv2_smaformer.model_folder import (
+    DEFAULT_CHECKPOINT,
+    ModelFolder,
+    check_same_dataset,
+    epoch_times,
+    find_benchmark_results,
+    inspect_model_folder,
+    load_checkpoint,
+    method_keys,
+    read_json,
+    read_timing_file,
+)
+from nnunetv2_smaformer.nnunet_env import temporary_environ
 from nnunetv2_smaformer.paths import PathLike
 from nnunetv2_smaformer.synapse import HD95_UNITS
 
@@ -151,7 +150,7 @@ def compare(config: CompareConfig) -> dict:
     if torch.device(config.device).type == "cuda" and not torch.cuda.is_available():
         raise SMAFormerError(f"device {config.device}: CUDA is not available on this machine")
 
-    with nnunet_environ():  # trained networks and nnUNetPredictor look their trainer up by name
+    with temporary_environ():  # trained networks and nnUNetPredictor look their trainer up by name
         methods = _load_methods(folders, predictions)
         evaluations = _evaluate(methods, config, dataset_json)
         evaluation_files = _write_evaluations(evaluations, out_dir)
@@ -173,7 +172,7 @@ def compare(config: CompareConfig) -> dict:
         "paired": paired_comparison(evaluations),
         "models": models,
         "network": network,
-        "environment": environment_facts(config.device),
+        "environment": machine_info(config.device),
         "files": {"markdown": str(out_dir / REPORT_MD), "json": str(out_dir / REPORT_JSON),
                   "dsc_chart": str(out_dir / DSC_PNG)},
     }
@@ -245,7 +244,7 @@ def _network(folders: list[ModelFolder], models: dict[str, dict[str, object]], c
     """Network-level side-by-side at ``img_size``: SMAFormerV2 against the dataset's stock 2D network."""
     if not config.network_benchmark:
         return {"skipped": "disabled (--no-network-benchmark)"}
-    from nnunetv2_smaformer.benchmark.side_by_side import network_side_by_side
+    from nnunetv2_smaformer.speed.side_by_side import network_side_by_side
 
     keys = list(models)
     smaformer_trainer = next((models[k]["trainer"] for k in keys if models[k]["is_smaformer"]),

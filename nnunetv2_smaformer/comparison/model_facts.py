@@ -1,8 +1,8 @@
-"""Measuring trained models: parameters and GMACs of the trained network, inference seconds per
-case with nnU-Net's ``nnUNetPredictor``, and the environment the figures were measured in.
+"""Measuring trained models: parameters and GMACs of the trained network, and inference seconds per case with
+nnU-Net's ``nnUNetPredictor``.
 
-Networks are built and counted through :mod:`nnunetv2_smaformer.benchmark.nnunet_bridge`; torch and
-nnU-Net are imported inside the functions.
+Networks are built through :mod:`nnunetv2_smaformer.nnunet_bridge` and counted by
+:mod:`nnunetv2_smaformer.forward_cost`; torch and nnU-Net are imported inside the functions.
 """
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ import statistics
 import time
 from pathlib import Path
 
-from nnunetv2_smaformer.benchmark.nnunet_bridge import (
+from nnunetv2_smaformer.errors import SMAFormerError
+from nnunetv2_smaformer.model_folder import ModelFolder, read_json
+from nnunetv2_smaformer.nnunet_bridge import (
     build_trainer_network,
     find_trainer_class,
     input_output_channels,
     patch_size,
-    quiet,
 )
-from nnunetv2_smaformer.comparison.model_folder import ModelFolder, read_json
-from nnunetv2_smaformer.errors import SMAFormerError
 from nnunetv2_smaformer.paths import PathLike
+from nnunetv2_smaformer.quiet import quiet
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def trained_network_facts(folder: ModelFolder, checkpoint: dict, trainer: str, c
     strictly, so the counted network is the trained one. GMACs: one forward pass of a
     ``[1, C, *patch_size]`` input from the model's plans (1 MAC = 2 FLOPs).
     """
-    from nnunetv2_smaformer.benchmark.network import count_gmacs
+    from nnunetv2_smaformer.forward_cost import count_gmacs
     from nnunetv2_smaformer.training.trainer import nnUNetTrainerSMAFormerV2
 
     plans = read_json(folder.plans_path, "plans file")
@@ -118,21 +118,3 @@ def trained_network_facts(folder: ModelFolder, checkpoint: dict, trainer: str, c
     logger.info("%s: %s, %.2f M parameters, %.2f GMACs at %s", trainer, facts["architecture"],
                 facts["parameters"] / 1e6, facts["gmacs"], "x".join(map(str, patch)))
     return facts
-
-
-def environment_facts(device_name: str) -> dict[str, object]:
-    """Device, threads, processor, torch, nnU-Net and Python versions, for the report."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    import torch
-
-    from nnunetv2_smaformer.benchmark.network import environment
-
-    info = environment(torch.device(device_name))
-    try:
-        info["nnunetv2"] = version("nnunetv2")
-    except PackageNotFoundError:
-        info["nnunetv2"] = "unknown"
-    info["python"] = platform.python_version()
-    return info

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nnunetv2_smaformer.benchmark.markdown import fmt, table
-from nnunetv2_smaformer.comparison.model_folder import TIMING_FILE
 from nnunetv2_smaformer.evaluation.evaluate import EvaluationResult, organ_table
+from nnunetv2_smaformer.markdown import fmt, table
+from nnunetv2_smaformer.model_folder import TIMING_FILE
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -67,7 +67,7 @@ def _models_table(models: dict[str, dict[str, object]]) -> list[str]:
 
 
 def _network_table(network: dict[str, object]) -> list[str]:
-    from nnunetv2_smaformer.benchmark.side_by_side import NNUNET_KEY, SMAFORMER_KEY
+    from nnunetv2_smaformer.speed.side_by_side import NNUNET_KEY, SMAFORMER_KEY
 
     ours, stock = network["networks"][SMAFORMER_KEY], network["networks"][NNUNET_KEY]
     ratios = network["ratios_smaformer_over_nnunet"]
@@ -132,9 +132,7 @@ def render_markdown(report: dict, evaluations: dict[str, EvaluationResult]) -> s
     lines = [
         f"# Side-by-side: {', '.join(report['methods'])} on {report['dataset']}",
         "",
-        f"Environment: {env['device']}"
-        + ("" if str(env["device"]).startswith("CPU") else f", {env['threads']} CPU threads")  # CPU names its threads
-        + f", {env['processor']}, "
+        f"Environment: {env['device']}, {env['threads']} CPU threads, {env['processor']}, "
         f"torch {env['torch']}, nnU-Net {env['nnunetv2']}, Python {env['python']}.",
         "",
         "## Segmentation (Synapse protocol)",

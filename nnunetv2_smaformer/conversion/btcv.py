@@ -26,8 +26,9 @@ from nnunetv2_smaformer.conversion.cases import (
     first_root,
     scan_folder,
 )
-from nnunetv2_smaformer.conversion.synapse import FILE_ENDING, MAX_BTCV_LABEL, btcv_to_benchmark_lut, case_name
+from nnunetv2_smaformer.conversion.synapse_raw import FILE_ENDING, btcv_to_benchmark_lut
 from nnunetv2_smaformer.errors import ConversionError
+from nnunetv2_smaformer.synapse import MAX_BTCV_LABEL, case_name
 
 _IMAGE_RE = re.compile(r"^img(?P<case>\d+)\.nii(\.gz)?$")
 _LABEL_RE = re.compile(r"^label(?P<case>\d+)\.nii(\.gz)?$")
@@ -78,7 +79,8 @@ def scan(root: Path, lists_dir: Path | None = None) -> dict[int, BTCVCase]:
 def check_spacing(spacing: Sequence[float] | None) -> Spacing:
     """None: BTCV spacing comes from the NIfTI headers, an explicit one is refused."""
     if spacing is not None:
-        raise ConversionError("--spacing only applies to the TransUNet layout; BTCV spacing comes from the NIfTI headers")
+        raise ConversionError("--spacing only applies to the TransUNet layout; BTCV spacing comes from the NIfTI "
+                              "headers")
     return None
 
 

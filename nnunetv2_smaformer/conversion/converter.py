@@ -35,21 +35,20 @@ import numpy as np
 
 from nnunetv2_smaformer.conversion.cases import CaseResult, SourceFormat, Spacing
 from nnunetv2_smaformer.conversion.sources import detect_layout
-from nnunetv2_smaformer.conversion.synapse import (
+from nnunetv2_smaformer.conversion.synapse_raw import FILE_ENDING, make_dataset_json
+from nnunetv2_smaformer.errors import ConversionError
+from nnunetv2_smaformer.nnunet_env import datasets_using_id
+from nnunetv2_smaformer.parallel import run_tasks
+from nnunetv2_smaformer.synapse import (
     BENCHMARK_LABELS,
-    FILE_ENDING,
     TEST_CASES,
     TRAIN_CASES,
     case_name,
     dataset_folder_name,
     format_case_list,
-    make_dataset_json,
     make_splits,
     missing_cases,
 )
-from nnunetv2_smaformer.errors import ConversionError
-from nnunetv2_smaformer.nnunet_env import datasets_using_id
-from nnunetv2_smaformer.parallel import run_tasks
 
 logger = logging.getLogger(__name__)
 

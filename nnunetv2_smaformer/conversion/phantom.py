@@ -24,15 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunetv2_smaformer.conversion.synapse import (
-    ALL_CASES,
-    TEST_CASES,
-    TRAIN_CASES,
-    case_name,
-    hu_to_transunet,
-    map_btcv_to_benchmark,
-    transunet_to_hu,
-)
+from nnunetv2_smaformer.conversion.synapse_raw import hu_to_transunet, map_btcv_to_benchmark, transunet_to_hu
+from nnunetv2_smaformer.synapse import ALL_CASES, TEST_CASES, TRAIN_CASES, case_name
 
 logger = logging.getLogger(__name__)
 

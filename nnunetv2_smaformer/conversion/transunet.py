@@ -28,15 +28,9 @@ from nnunetv2_smaformer.conversion.cases import (
     first_root,
     scan_folder,
 )
-from nnunetv2_smaformer.conversion.synapse import (
-    FILE_ENDING,
-    MAX_BENCHMARK_LABEL,
-    SYNAPSE_SPACING,
-    case_name,
-    split_of,
-    transunet_to_hu,
-)
+from nnunetv2_smaformer.conversion.synapse_raw import FILE_ENDING, transunet_to_hu
 from nnunetv2_smaformer.errors import ConversionError
+from nnunetv2_smaformer.synapse import MAX_BENCHMARK_LABEL, SYNAPSE_SPACING, case_name, split_of
 
 logger = logging.getLogger(__name__)
 
@@ -304,8 +298,8 @@ def _read_h5(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
 
 def _load_npz_slice(path: Path, case_id: int) -> tuple[np.ndarray, np.ndarray]:
     """(image, label) of one ``train_npz`` slice, both (H, W)."""
-    return _load_pair(path, case_id, _read_npz, (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError),
-                      2, "2D")
+    errors = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError)
+    return _load_pair(path, case_id, _read_npz, errors, 2, "2D")
 
 
 def _load_h5_volume(path: Path, case_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -353,5 +347,5 @@ def convert_case(case: TransUNetCase, images_dir: Path, labels_dir: Path, spacin
     return case_result(case.case_id, label_volume)
 
 
-TRANSUNET = SourceFormat(name="transunet", title="TransUNet", find_root=find_root, scan=scan, check_spacing=check_spacing,
-                         convert_case=convert_case, spacing_note=spacing_note)
+TRANSUNET = SourceFormat(name="transunet", title="TransUNet", find_root=find_root, scan=scan,
+                         check_spacing=check_spacing, convert_case=convert_case, spacing_note=spacing_note)

@@ -13,18 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnunetv2_smaformer.comparison.model_folder import TIMING_FILE
-from nnunetv2_smaformer.nnunet_env import EXT_TRAINER_VARIABLE, NNUNET_FOLDER_VARIABLES, nnunet_environ
-from nnunetv2_smaformer.pipeline import (
-    Stages,
-    console_script,
+from nnunetv2_smaformer.conversion.phantom_dataset import write_phantom_dataset
+from nnunetv2_smaformer.model_folder import TIMING_FILE
+from nnunetv2_smaformer.nnunet_commands import plan_and_preprocess, predict_command, train_command
+from nnunetv2_smaformer.nnunet_env import (
+    folder_environment,
     free_dataset_id,
-    nnunet_environment,
-    plan_and_preprocess,
-    run_logged,
+    nnunet_variables,
+    temporary_environ,
     with_cpu_worker_defaults,
-    write_phantom_dataset,
 )
+from nnunetv2_smaformer.processes import Stages, console_command, run_logged
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +33,8 @@ STOCK_TRAINER = "nnUNetTrainerAdam_demoCPU"
 CANDIDATE_IDS = range(999, 899, -1)
 #: What the demo's inference time per case includes: the same command and flags for every method.
 PREDICT_TIMING_SCOPE = ("the whole `nnUNetv2_predict` run (process start-up, model loading, preprocessing, "
-                        "sliding window, resampling, writing) divided by the number of cases, same flags for every method")
+                        "sliding window, resampling, writing) divided by the number of cases, same flags for every "
+                        "method")
 #: How the demo trainers' optimiser and learning rate were chosen (``benchmarks/demo_search.py``).
 SETTINGS_CHOSEN_BY = ("Optimiser and learning rate: each method's best mean DSC on this phantom in one search on the "
                       "same budget (`benchmarks/demo_search.py`): AdamW at peak lr 3e-4, 1e-3 and 3e-3 for both "
@@ -68,7 +68,7 @@ class DemoResult:
 
 def demo_environment(out: Path) -> dict[str, str]:
     """The environment for the nnU-Net subprocesses: the user's folders if set, else folders in ``out``."""
-    return with_cpu_worker_defaults(nnunet_environment(out, keep_user_folders=True))
+    return with_cpu_worker_defaults(folder_environment(out, keep_user_folders=True))
 
 
 def run_demo(config: DemoConfig) -> DemoResult:
@@ -92,21 +92,21 @@ def run_demo(config: DemoConfig) -> DemoResult:
     cases = len(list((raw / "imagesTs").glob("*_0000.nii.gz")))
     for trainer in config.trainers:
         with stages(f"train {trainer}"):
-            run_logged([console_script("nnUNetv2_train"), str(dataset_id), "2d", "0", "-tr", trainer, "-device", "cpu"],
-                       env, logs / f"train_{trainer}.log", label=trainer, show=_PROGRESS_MARKERS)
+            run_logged(console_command(train_command(dataset_id, "2d", trainer)), env, logs / f"train_{trainer}.log",
+                       label=trainer, show=_PROGRESS_MARKERS)
         predictions = out / "predictions" / trainer
         with stages(f"predict {trainer}"):
-            run_logged([console_script("nnUNetv2_predict"), "-i", str(raw / "imagesTs"), "-o", str(predictions),
-                        "-d", str(dataset_id), "-c", "2d", "-f", "0", "-tr", trainer, "-device", "cpu",
-                        "-chk", "checkpoint_final.pth", "-npp", "1", "-nps", "1"],
+            run_logged(console_command(predict_command(raw / "imagesTs", predictions, dataset_id=dataset_id,
+                                                       configuration="2d", trainer=trainer)),
                        env, logs / f"predict_{trainer}.log", label=f"predict {trainer}")
         seconds = stages.seconds[f"predict {trainer}"] / max(cases, 1)
-        (predictions / TIMING_FILE).write_text(json.dumps({"seconds_per_case": seconds, "includes": PREDICT_TIMING_SCOPE}))
+        timing = {"seconds_per_case": seconds, "includes": PREDICT_TIMING_SCOPE}
+        (predictions / TIMING_FILE).write_text(json.dumps(timing))
         methods.append((Path(env["nnUNet_results"]) / dataset / f"{trainer}__nnUNetPlans__2d", predictions))
 
     with stages("evaluation+comparison"):
         # Building the trained networks looks the trainers up by name, as nnUNetv2_predict does.
-        with nnunet_environ({name: env[name] for name in (*NNUNET_FOLDER_VARIABLES, EXT_TRAINER_VARIABLE)}):
+        with temporary_environ(nnunet_variables(env)):
             report = compare(CompareConfig(methods=methods, gt_dir=raw / "labelsTs", out_dir=out,
                                            dataset_json=raw / "dataset.json"))
 
@@ -158,7 +158,7 @@ def write_setup(out: Path, report: dict[str, object]) -> None:
 
 def render_setup_section(setup: dict[str, object]) -> list[str]:
     """Markdown lines for a report's ``setup``: the data, each method's budget and settings, stage times."""
-    from nnunetv2_smaformer.benchmark.markdown import table
+    from nnunetv2_smaformer.markdown import table
 
     lines = ["## Set-up", "", str(setup["data"]), "", f"Budget, the same for every method: {setup['budget']}.", ""]
     lines += [f"- `{trainer}`: {settings}" for trainer, settings in setup["settings"].items()]

@@ -1,4 +1,5 @@
-"""The demo's trainers and its pass mark: SMAFormerV2 and stock nnU-Net on one shared CPU budget.
+"""The demo's trainers: SMAFormerV2 and stock nnU-Net on one shared CPU budget. They live with the demo, not in
+:mod:`nnunetv2_smaformer.training`, because they exist for its budget and phantom, not for users' trainings.
 
 Each method's optimiser and peak learning rate is the best of one search on the demo's phantom and budget
 (``benchmarks/demo_search.py``; its tables are in ``docs/results/``). The search's rule: one AdamW grid for
@@ -15,11 +16,6 @@ from nnunetv2.training.nnUNetTrainer.variants.optimizer.nnUNetTrainerAdam import
 
 from nnunetv2_smaformer.training.trainer import TrainingBudget
 from nnunetv2_smaformer.training.variants import nnUNetTrainerSMAFormerV2_noPretrain
-
-#: What the demo's budget is meant to give each method on the phantom's test cases: below this mean DSC,
-#: ``smaformer demo`` warns that the budget was too short for the machine or phantom (a method that learned most
-#: organs but missed the smallest ones in that run).
-DEMO_MIN_MEAN_DSC = 0.7
 
 
 class DemoBudget(TrainingBudget):

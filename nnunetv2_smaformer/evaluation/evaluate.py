@@ -23,6 +23,7 @@ import numpy as np
 from nnunetv2_smaformer.errors import EvaluationError
 from nnunetv2_smaformer.evaluation.io import read_scalar_image
 from nnunetv2_smaformer.evaluation.metrics import MetricPair, case_metrics
+from nnunetv2_smaformer.markdown import table
 from nnunetv2_smaformer.parallel import run_tasks
 from nnunetv2_smaformer.paths import PathLike
 from nnunetv2_smaformer.synapse import BENCHMARK_LABELS, HD95_UNITS
@@ -108,15 +109,12 @@ def organ_table(results: Mapping[str, EvaluationResult]) -> list[str]:
     def heads(metric: str) -> list[str]:
         return [f"{metric} {key}".rstrip() for key in keys]
 
-    lines = ["| " + " | ".join(["Label", "Organ", *heads("DSC (%)"), *heads(f"HD95 ({unit})")]) + " |",
-             "|" + "|".join(["---:", ":---", *["---:"] * (2 * len(keys))]) + "|"]
-    for label in first.labels:
-        cells = [str(label), first.name(label), *(f"{100 * results[k].per_label[label][0]:.2f}" for k in keys),
-                 *(f"{results[k].per_label[label][1]:.2f}" for k in keys)]
-        lines.append("| " + " | ".join(cells) + " |")
-    means = [*(f"**{100 * results[k].mean[0]:.2f}**" for k in keys), *(f"**{results[k].mean[1]:.2f}**" for k in keys)]
-    lines.append("| | **mean** | " + " | ".join(means) + " |")
-    return lines
+    rows = [[str(label), first.name(label), *(f"{100 * results[k].per_label[label][0]:.2f}" for k in keys),
+             *(f"{results[k].per_label[label][1]:.2f}" for k in keys)] for label in first.labels]
+    rows.append(["", "**mean**", *(f"**{100 * results[k].mean[0]:.2f}**" for k in keys),
+                 *(f"**{results[k].mean[1]:.2f}**" for k in keys)])
+    return table(["Label", "Organ", *heads("DSC (%)"), *heads(f"HD95 ({unit})")], rows,
+                 ["---:", ":---", *["---:"] * (2 * len(keys))])
 
 
 def read_dataset_json(path: PathLike) -> DatasetInfo:

@@ -20,12 +20,13 @@ import numpy as np
 from nnunetv2_smaformer.errors import EvaluationError
 from nnunetv2_smaformer.evaluation.io import read_scalar_image
 from nnunetv2_smaformer.paths import PathLike
+from nnunetv2_smaformer.synapse import HU_WINDOW
 
 logger = logging.getLogger(__name__)
 
 
-#: Synapse abdominal CT window in HU (TransUNet clips intensities to it).
-DEFAULT_WINDOW: tuple[float, float] = (-125.0, 275.0)
+#: The display window of the image: Synapse's abdominal CT window in HU.
+DEFAULT_WINDOW: tuple[float, float] = HU_WINDOW
 
 # Fixed, well-separated colours (RGB in [0, 1]); label L uses entry (L - 1) mod len.
 _PALETTE: tuple[tuple[float, float, float], ...] = (

@@ -14,7 +14,8 @@ import torch
 
 def fold_conv_bias_into_bn(state_dict: dict[str, torch.Tensor], prefix: str,
                            conv_bn_pairs: tuple[tuple[str, str], ...]) -> None:
-    """Remove ``<prefix><conv>.bias`` from ``state_dict`` in place and subtract it from ``<prefix><bn>.running_mean``."""
+    """Remove ``<prefix><conv>.bias`` from ``state_dict`` in place and subtract it from
+    ``<prefix><bn>.running_mean``."""
     for conv, norm in conv_bn_pairs:
         bias = state_dict.pop(f"{prefix}{conv}.bias", None)
         mean_key = f"{prefix}{norm}.running_mean"

@@ -7,8 +7,8 @@ loss with deep supervision, sliding-window inference and 3D validation, AMP, com
   channels and segmentation heads (also at inference, where no pretrained file is needed);
 * patch 256x256 written into the plans this trainer receives, so the ``plans.json`` saved
   next to the checkpoints (which inference reads) holds it too; on a whole-slice configuration
-  (:mod:`nnunetv2_smaformer.planning`) its own slice-sized patch, with whole-slice sampling
-  (:mod:`.whole_slice`); batch size 28 capped like nnU-Net caps it for small datasets (at most
+  (:mod:`nnunetv2_smaformer.whole_slice`) its own slice-sized patch, with whole-slice sampling
+  (:mod:`nnunetv2_smaformer.whole_slice.loader`); batch size 28 capped like nnU-Net caps it for small datasets (at most
   5 % of the dataset's voxels at the configuration's resolution), at least 2;
 * optimisation of the original: AdamW, lr 3e-4, cosine annealing after a short linear warm-up
   (2 % of the epochs), gradient clipping at 1.0;
@@ -39,7 +39,6 @@ from torch.nn.parallel import DistributedDataParallel
 
 from nnunetv2_smaformer.errors import NonFiniteTrainingError, PretrainedWeightsError
 from nnunetv2_smaformer.network.smaformer import SMAFormerV2
-from nnunetv2_smaformer.planning import median_depth, whole_slice_size
 from nnunetv2_smaformer.precision import (
     GRAD_CLIP_NORM,
     NonFiniteGuard,
@@ -58,7 +57,8 @@ from nnunetv2_smaformer.pretrained.swin import (
     swin_weights,
 )
 from nnunetv2_smaformer.training.lr_scheduler import WarmupCosineLRScheduler
-from nnunetv2_smaformer.training.whole_slice import whole_slice_loaders
+from nnunetv2_smaformer.whole_slice.loader import whole_slice_loaders
+from nnunetv2_smaformer.whole_slice.plans import median_depth, training_patch, whole_slice_size
 
 PATCH_SIZE: tuple[int, int] = (256, 256)
 # Network outputs: full resolution, then the decoder stages at strides 4, 8, 16.
@@ -191,9 +191,7 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
     def patch_for(cls, configuration: dict) -> list[int]:
         """The training patch on a configuration (nnU-Net's resolved dict): a whole-slice configuration's patch is
         the slice, elsewhere the trainer's own ``training_patch_size``."""
-        if whole_slice_size(configuration) is not None:
-            return [int(p) for p in configuration["patch_size"]]
-        return list(cls.training_patch_size)
+        return training_patch(configuration, cls.training_patch_size)
 
     @classmethod
     def build_network_architecture(
@@ -227,7 +225,7 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
         self.nonfinite_guard = NonFiniteGuard(network, self.max_consecutive_nonfinite_steps, self.train_precision)
 
     def get_dataloaders(self):
-        # A whole-slice configuration keeps every sample's slice whole (see training.whole_slice).
+        # A whole-slice configuration keeps every sample's slice whole (see whole_slice.loader).
         if whole_slice_size(self.configuration_manager.configuration) is None:
             return super().get_dataloaders()
         with whole_slice_loaders():

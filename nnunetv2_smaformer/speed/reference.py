@@ -8,60 +8,40 @@ built; that text is logged at debug level instead of reaching our output.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
-import logging
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 from torch import nn
 
-from nnunetv2_smaformer.errors import SMAFormerError
-
-logger = logging.getLogger(__name__)
+from nnunetv2_smaformer.errors import ReferenceImplementationError
+from nnunetv2_smaformer.quiet import quiet
 
 REFERENCE_CLASS = "SMAFormerV2"
+# Its deprecation warnings are about its own code, not the user's concern.
+_IGNORED_WARNINGS = (DeprecationWarning, FutureWarning)
 # Its default window; 256 inputs are then padded to 280 inside the network.
 REFERENCE_DEFAULT_WINDOW = 7
-
-
-class ReferenceError(SMAFormerError):
-    """The reference implementation file is missing, cannot be imported, or cannot build the network."""
-
-
-@contextlib.contextmanager
-def _captured_stdout(path: Path):
-    """Keep the reference's prints (and its deprecation warnings) out of our output; the prints are
-    logged at debug level instead."""
-    buffer = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buffer), warnings.catch_warnings():
-            warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
-            yield
-    finally:
-        if buffer.getvalue().strip():
-            logger.debug("output of %s:\n%s", path, buffer.getvalue().rstrip())
 
 
 def load_reference_module(path: Path) -> ModuleType:
     """Import the Python file ``path`` as a module (not added to ``sys.modules``)."""
     path = Path(path)
     if not path.is_file():
-        raise ReferenceError(f"reference implementation {path}: no such file")
+        raise ReferenceImplementationError(f"reference implementation {path}: no such file")
     spec = importlib.util.spec_from_file_location("smaformer_reference", path)
     if spec is None or spec.loader is None:
-        raise ReferenceError(f"reference implementation {path}: not importable as a Python module")
+        raise ReferenceImplementationError(f"reference implementation {path}: not importable as a Python module")
     module = importlib.util.module_from_spec(spec)
     try:
-        with _captured_stdout(path):
+        with quiet(f"output of {path}", ignore_warnings=_IGNORED_WARNINGS):
             spec.loader.exec_module(module)
     except Exception as err:  # any failure inside foreign code is the file's problem, reported as such
-        raise ReferenceError(f"reference implementation {path}: import failed: {type(err).__name__}: {err}") from err
+        raise ReferenceImplementationError(f"reference implementation {path}: import failed: "
+                                           f"{type(err).__name__}: {err}") from err
     if not isinstance(getattr(module, REFERENCE_CLASS, None), type):
-        raise ReferenceError(f"reference implementation {path}: defines no class {REFERENCE_CLASS}")
+        raise ReferenceImplementationError(f"reference implementation {path}: defines no class {REFERENCE_CLASS}")
     return module
 
 
@@ -75,21 +55,23 @@ def reference_builder(
     """A function that builds the reference network from ``path`` (imported once, here).
 
     The network takes ``[B, 3, img_size, img_size]`` and returns one ``[B, num_classes, H, W]`` tensor.
-    Its constructor's failures (e.g. an unknown ``window_size`` argument) raise :class:`ReferenceError`.
+    Its constructor's failures (e.g. an unknown ``window_size`` argument) raise :class:`ReferenceImplementationError`.
     """
     cls = getattr(load_reference_module(path), REFERENCE_CLASS)
     args = SimpleNamespace(dataset=dataset)
 
     def build() -> nn.Module:
         try:
-            with _captured_stdout(path):
+            with quiet(f"output of {path}", ignore_warnings=_IGNORED_WARNINGS):
                 model = cls(args, img_size=img_size, num_classes=num_classes, pretrained_path=None,
                             window_size=window_size)
         except Exception as err:
-            raise ReferenceError(f"reference implementation {path}: building {REFERENCE_CLASS}(window_size="
-                                 f"{window_size}) failed: {type(err).__name__}: {err}") from err
+            raise ReferenceImplementationError(f"reference implementation {path}: building {REFERENCE_CLASS}("
+                                               f"window_size={window_size}) failed: {type(err).__name__}: "
+                                               f"{err}") from err
         if not isinstance(model, nn.Module):
-            raise ReferenceError(f"reference implementation {path}: {REFERENCE_CLASS} is not a torch.nn.Module")
+            raise ReferenceImplementationError(f"reference implementation {path}: {REFERENCE_CLASS} is not a "
+                                               "torch.nn.Module")
         return model
 
     return build

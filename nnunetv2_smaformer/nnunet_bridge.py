@@ -1,31 +1,14 @@
-"""What this project asks of nnU-Net, in one place: find a trainer class by name, read input and
-output channels from plans, build a trainer's or the plans' network, and keep nnU-Net's prints off stdout.
+"""What this project asks of nnU-Net to build networks, in one place: find a trainer class by name, read input and
+output channels and the patch from plans, build a trainer's or the plans' network, and switch deep supervision the
+way nnU-Net's trainer does. nnU-Net's prints go to the debug log (:func:`~nnunetv2_smaformer.quiet.quiet`).
 
 torch and nnU-Net are imported inside the functions, so importing this module stays cheap.
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-from collections.abc import Iterator
-
 from nnunetv2_smaformer.errors import SMAFormerError
-from nnunetv2_smaformer.nnunet_env import nnunet_environ
-
-logger = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def quiet(what: str) -> Iterator[None]:
-    """nnU-Net reports with print(); keep stdout for the command's own output and log it at debug level."""
-    buffer = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buffer):
-            yield
-    finally:
-        if buffer.getvalue().strip():
-            logger.debug("%s:\n%s", what, buffer.getvalue().rstrip())
+from nnunetv2_smaformer.nnunet_env import temporary_environ
+from nnunetv2_smaformer.quiet import quiet
 
 
 def find_trainer_class(trainer_name: str) -> type:
@@ -34,7 +17,7 @@ def find_trainer_class(trainer_name: str) -> type:
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
     try:
-        with nnunet_environ(), quiet("trainer lookup"):
+        with temporary_environ(), quiet("trainer lookup"):
             return recursive_find_trainer_class_by_name(trainer_name)
     except (RuntimeError, AssertionError) as err:
         raise SMAFormerError(f"trainer {trainer_name}: {err}") from err
@@ -89,3 +72,11 @@ def build_plans_network(plans: dict, configuration: str, dataset_json: dict, dee
         configuration_manager.network_arch_init_kwargs,
         configuration_manager.network_arch_init_kwargs_req_import,
         n_in, n_out, deep_supervision=deep_supervision)
+
+
+def set_deep_supervision(network, enabled: bool) -> None:
+    """Switch deep supervision the way nnU-Net's trainer does (``decoder.deep_supervision``); a network without that
+    switch (a custom architecture) is left as it is."""
+    decoder = getattr(network, "decoder", None)
+    if decoder is not None and hasattr(decoder, "deep_supervision"):
+        decoder.deep_supervision = enabled

@@ -1,12 +1,16 @@
-"""The run helpers of ``nnunetv2_smaformer.pipeline``: logged commands, alone and several at once."""
+"""Running commands (``nnunetv2_smaformer.processes``: logged, alone and several at once), the environment they
+get and nnU-Net's command lines they run."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
 from nnunetv2_smaformer.errors import SMAFormerError
-from nnunetv2_smaformer.pipeline import LoggedRun, run_logged, run_logged_together, with_cpu_worker_defaults
+from nnunetv2_smaformer.nnunet_commands import predict_command
+from nnunetv2_smaformer.nnunet_env import nnunet_variables, with_cpu_worker_defaults
+from nnunetv2_smaformer.processes import LoggedRun, run_logged, run_logged_together
 
 # Writes its own flag file, then waits up to 60 s for the other's: it ends only if the other runs at the same time.
 RENDEZVOUS = ("import pathlib, sys, time\n"
@@ -56,3 +60,23 @@ def test_cpu_worker_defaults_fill_in_what_the_user_left_unset():
     assert with_cpu_worker_defaults({"PATH": "/bin"}) == {"PATH": "/bin", "nnUNet_n_proc_DA": "1"}
     user = {"nnUNet_n_proc_DA": "6"}
     assert with_cpu_worker_defaults(user) == user and user == {"nnUNet_n_proc_DA": "6"}
+
+
+def test_predict_command_by_name_and_from_a_model_folder():
+    by_name = predict_command(Path("in"), Path("out"), dataset_id=7, configuration="2d", trainer="T", device="cuda:1")
+    assert by_name == ["nnUNetv2_predict", "-d", "7", "-c", "2d", "-tr", "T", "-i", "in", "-o", "out", "-f", "0",
+                       "-chk", "checkpoint_final.pth", "-device", "cuda", "-npp", "1", "-nps", "1"]
+    folder = predict_command(Path("in"), Path("out"), model_folder=Path("m"), processes=0, extra=["--disable_tta"])
+    assert folder == ["nnUNetv2_predict_from_modelfolder", "-m", "m", "-i", "in", "-o", "out", "-f", "0",
+                      "-chk", "checkpoint_final.pth", "-device", "cpu", "-npp", "0", "-nps", "0", "--disable_tta"]
+    with pytest.raises(ValueError, match="model folder"):
+        predict_command(Path("in"), Path("out"), dataset_id=7)
+
+
+def test_nnunet_variables_are_the_folders_and_the_trainer_path():
+    env = {"PATH": "/bin", "nnUNet_raw": "r", "nnUNet_preprocessed": "p", "nnUNet_results": "s",
+           "nnUNet_extTrainer": "t"}
+    assert nnunet_variables(env) == {"nnUNet_raw": "r", "nnUNet_preprocessed": "p", "nnUNet_results": "s",
+                                     "nnUNet_extTrainer": "t"}
+    assert nnunet_variables(env, trainers=False) == {"nnUNet_raw": "r", "nnUNet_preprocessed": "p",
+                                                     "nnUNet_results": "s"}

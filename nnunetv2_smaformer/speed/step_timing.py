@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnunetv2_smaformer.machine import machine_info
+from nnunetv2_smaformer.nnunet_bridge import set_deep_supervision
 from nnunetv2_smaformer.precision import GRAD_CLIP_NORM, backward_and_step
 
 logger = logging.getLogger(__name__)
@@ -77,14 +78,6 @@ def deep_supervision_loss(num_outputs: int) -> nn.Module:
     loss = DC_and_CE_loss({"batch_dice": True, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
                           weight_ce=1, weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)
     return DeepSupervisionWrapper(loss, weights / weights.sum())
-
-
-def set_deep_supervision(model: nn.Module, enabled: bool) -> None:
-    """Switch deep supervision the way nnU-Net's trainer does (``decoder.deep_supervision``); a network
-    without that switch (a custom architecture) is left as it is."""
-    decoder = getattr(model, "decoder", None)
-    if decoder is not None and hasattr(decoder, "deep_supervision"):
-        decoder.deep_supervision = enabled
 
 
 def _as_list(outputs) -> list[torch.Tensor]:
@@ -265,25 +258,6 @@ def measure(
     return measure_interleaved([config], settings)[name]
 
 
-def count_gmacs(network, input_shape: Sequence[int]) -> float:
-    """Forward cost of ``network`` on one zero input of ``input_shape`` (``[1, C, *spatial]``) in GMACs.
-
-    Counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, matmuls, attention),
-    in eval mode without gradients and without deep supervision; 1 MAC = 2 FLOPs. The network's
-    training mode is restored afterwards.
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was_training = network.training
-    network.eval()
-    set_deep_supervision(network, False)
-    device = next(network.parameters()).device
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        network(torch.zeros(*input_shape, device=device))
-    network.train(was_training)
-    return counter.get_total_flops() / 2e9
-
-
 # Ours trained like the reference: its 3 input channels and the loss on its one full-resolution output.
 SINGLE_OUTPUT_CONFIG = "smaformer_v2_single_output"
 REFERENCE_INPUT_CHANNELS = 3
@@ -291,8 +265,8 @@ REFERENCE_INPUT_CHANNELS = 3
 
 def benchmark_configs(settings: BenchmarkSettings) -> list[NetworkConfig]:
     """The configurations to time, ours first; the reference file is imported here (errors before any timing)."""
-    from nnunetv2_smaformer.benchmark.reference import reference_builder, reference_config_name
     from nnunetv2_smaformer.network.smaformer import SMAFormerV2
+    from nnunetv2_smaformer.speed.reference import reference_builder, reference_config_name
 
     def ours(in_channels: int) -> Callable[[], nn.Module]:
         return lambda: SMAFormerV2(in_channels, settings.num_classes, img_size=settings.img_size)
@@ -329,7 +303,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
     configs = benchmark_configs(settings)
     results = measure_interleaved(configs, settings)
     report: dict = {
-        "environment": environment(settings.device),
+        "environment": machine_info(str(settings.device)),
         "settings": {
             "batch_size": settings.batch_size, "img_size": settings.img_size, "in_channels": settings.in_channels,
             "num_classes": settings.num_classes, "steps": settings.steps, "warmup": settings.warmup,
@@ -365,16 +339,3 @@ def format_report(report: dict) -> list[str]:
                      f"img/s{memory}")
     lines.extend(f"  {key}: {value:.2f}x" for key, value in report.items() if "_speedup_vs_" in key)
     return lines
-
-
-def environment(device: torch.device) -> dict[str, object]:
-    info: dict[str, object] = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "processor": platform.processor() or platform.machine(),
-    }
-    if device.type == "cuda":
-        info["device"] = torch.cuda.get_device_name(device)
-    else:
-        info["device"] = f"CPU ({torch.get_num_threads()} threads)"
-    return info

@@ -1,6 +1,6 @@
-"""What converting Synapse into nnU-Net's raw format adds to the benchmark's facts
-(:mod:`nnunetv2_smaformer.synapse`, re-exported here): the BTCV -> benchmark label lookup,
-TransUNet's intensity scaling, the spacing given to TransUNet volumes, and the ``dataset.json``.
+"""The converted Synapse dataset in nnU-Net's raw format, built on the benchmark's facts
+(:mod:`nnunetv2_smaformer.synapse`): the BTCV -> benchmark label lookup, undoing TransUNet's intensity scaling, and
+the ``dataset.json``.
 """
 from __future__ import annotations
 
@@ -8,27 +8,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from nnunetv2_smaformer.synapse import (  # noqa: F401  (re-exported: the facts conversion works with)
-    ALL_CASES,
+from nnunetv2_smaformer.synapse import (
     BENCHMARK_LABELS,
-    BTCV_LABELS,
     BTCV_TO_BENCHMARK,
     DATASET_NAME,
-    MAX_BENCHMARK_LABEL,
+    HU_WINDOW,
     MAX_BTCV_LABEL,
-    SYNAPSE_SPACING,
-    TEST_CASES,
-    TRAIN_CASES,
-    case_name,
-    dataset_folder_name,
-    format_case_list,
-    make_splits,
-    missing_cases,
-    split_of,
 )
-
-#: TransUNet clipped CT intensities to this HU window and scaled it to [0, 1].
-HU_WINDOW: tuple[float, float] = (-125.0, 275.0)
 
 # Volumes rebuilt from the TransUNet release, which stores no spacing, get SYNAPSE_SPACING: it approximates
 # the BTCV medians (in-plane 0.59-0.98 mm, slices 2.5-5 mm), so that nnU-Net plans anisotropic 3D

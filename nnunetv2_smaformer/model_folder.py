@@ -1,5 +1,5 @@
-"""Reading trained nnU-Net model folders without building anything: names, checkpoints, the training
-log's epoch times, nnU-Net's benchmark results and a prediction folder's ``timing.json``.
+"""Trained nnU-Net model folders, read without building anything: names, checkpoints, the training log's epoch
+times, nnU-Net's benchmark results and a prediction folder's ``timing.json``; and a linked copy of a model folder.
 
 A model folder is ``$nnUNet_results/DatasetXXX_Name/<Trainer>__<Plans>__<configuration>`` with
 ``plans.json``, ``dataset.json`` and ``fold_N/checkpoint_*.pth``. torch is imported only to read a
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from nnunetv2_smaformer.paths import PathLike
 TIMING_FILE = "timing.json"
 #: Written by nnU-Net's ``nnUNetTrainerBenchmark_5epochs*`` trainers (CUDA only).
 BENCHMARK_FILE = "benchmark_result.json"
+#: What nnUNetv2_train leaves at the end of a training: the checkpoint comparisons describe and predictions read.
 DEFAULT_CHECKPOINT = "checkpoint_final.pth"
 
 # nnU-Net's benchmark trainers: nnUNetTrainerBenchmark_5epochs, nnUNetTrainerSMAFormerV2_Benchmark_5epochs, ...
@@ -206,3 +208,18 @@ def method_keys(folders: Sequence[ModelFolder], trainers: Sequence[str]) -> list
         seen[key] = seen.get(key, 0) + 1
         unique.append(key if keys.count(key) == 1 else f"{key}_{seen[key]}")
     return unique
+
+
+def linked_model_copy(model: Path, copy: Path) -> Path:
+    """``copy``: a new copy of the model folder ``model`` whose files (plans, dataset.json) are copied and whose
+    folders (the folds, with checkpoints of hundreds of MB) are linked; replaces what was at ``copy``. What nnU-Net
+    writes at the model folder's level (plans changed for a run, cross-validation results) stays out of ``model``."""
+    if copy.exists():
+        shutil.rmtree(copy)
+    copy.mkdir(parents=True)
+    for item in model.iterdir():
+        if item.is_dir():
+            (copy / item.name).symlink_to(item.resolve(), target_is_directory=True)
+        else:
+            shutil.copy(item, copy / item.name)
+    return copy

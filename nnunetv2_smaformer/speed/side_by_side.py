@@ -1,16 +1,16 @@
 """Network-level side-by-side: SMAFormerV2 against the 2D network stock nnU-Net plans for a dataset.
 
 Both networks get the same input (``batch x channels x 256 x 256`` by default), the same number of
-timed training steps and inference batches (:func:`nnunetv2_smaformer.benchmark.network.measure`),
+timed training steps and inference batches (:func:`nnunetv2_smaformer.speed.step_timing.measure`),
 and their forward cost is counted at one sample. Each network is measured in its own fresh Python
 process, back to back within one call, so that the peak memory of one cannot hide in the other's:
 on CUDA it is ``torch.cuda.max_memory_allocated``, on CPU the peak resident set size of that process
 (which includes the Python, torch and nnU-Net imports, reported separately as ``baseline_rss_mib``).
 
-Run as ``python -m nnunetv2_smaformer.benchmark.side_by_side WORKER.json RESULT.json`` for one
+Run as ``python -m nnunetv2_smaformer.speed.side_by_side WORKER.json RESULT.json`` for one
 network (that is how :func:`network_side_by_side` runs its workers, through
-:func:`nnunetv2_smaformer.pipeline.run_worker`). Networks are built through
-:mod:`nnunetv2_smaformer.benchmark.nnunet_bridge`.
+:func:`nnunetv2_smaformer.processes.run_worker`). Networks are built through
+:mod:`nnunetv2_smaformer.nnunet_bridge`.
 """
 from __future__ import annotations
 
@@ -20,16 +20,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from nnunetv2_smaformer.benchmark.nnunet_bridge import (
+from nnunetv2_smaformer.errors import SMAFormerError
+from nnunetv2_smaformer.nnunet_bridge import (
     build_plans_network,
     build_trainer_network,
     find_trainer_class,
     input_output_channels,
 )
-from nnunetv2_smaformer.errors import SMAFormerError
-from nnunetv2_smaformer.nnunet_env import nnunet_environ
+from nnunetv2_smaformer.nnunet_env import temporary_environ
 from nnunetv2_smaformer.paths import PathLike
-from nnunetv2_smaformer.pipeline import peak_rss_mib, run_worker, worker_main
+from nnunetv2_smaformer.processes import peak_rss_mib, run_worker, worker_main
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 SMAFORMER_KEY = "smaformer_v2"
 NNUNET_KEY = "nnunet_2d"
 
-WORKER_MODULE = "nnunetv2_smaformer.benchmark.side_by_side"
+WORKER_MODULE = "nnunetv2_smaformer.speed.side_by_side"
 # Seconds a worker may take: building, FLOP counting and the timed repetitions on a slow CPU.
 _WORKER_TIMEOUT_S = 3600
 
@@ -69,7 +69,8 @@ def run_worker_spec(spec: dict) -> dict:
     """Measure one network in this process (a fresh one, see module doc) and return its JSON record."""
     import torch
 
-    from nnunetv2_smaformer.benchmark.network import count_gmacs, measure
+    from nnunetv2_smaformer.forward_cost import count_gmacs
+    from nnunetv2_smaformer.speed.step_timing import measure
 
     device = torch.device(spec["device"])
     plans, dataset_json = _read_spec_files(spec)
@@ -103,6 +104,18 @@ def run_worker_spec(spec: dict) -> dict:
         record["peak_memory_mib"] = record["peak_rss_mib"]
         record["peak_memory_source"] = "peak RSS of a fresh process (includes Python/torch/nnU-Net imports)"
     return record
+
+
+def _ratios(ours: dict, stock: dict) -> dict[str, float | None]:
+    """SMAFormerV2's figures over the stock network's (peak memory only where both have one)."""
+    return {
+        "parameters": ours["parameters"] / stock["parameters"],
+        "gmacs_per_image": ours["gmacs_per_image"] / stock["gmacs_per_image"],
+        "train_step_median_s": ours["train_step_median_s"] / stock["train_step_median_s"],
+        "inference_images_per_s": ours["inference_images_per_s"] / stock["inference_images_per_s"],
+        "peak_memory_mib": (ours["peak_memory_mib"] / stock["peak_memory_mib"]
+                            if ours.get("peak_memory_mib") and stock.get("peak_memory_mib") else None),
+    }
 
 
 def network_side_by_side(
@@ -145,26 +158,17 @@ def network_side_by_side(
         dict(name=NNUNET_KEY, builder="plans", **common),
     ]
     # The workers look the SMAFormerV2 trainer up by name, in the environment they inherit.
-    with nnunet_environ(), tempfile.TemporaryDirectory(prefix="smaformer_side_by_side_") as tmp:
+    with temporary_environ(), tempfile.TemporaryDirectory(prefix="smaformer_side_by_side_") as tmp:
         networks: dict[str, dict] = {
             spec["name"]: run_worker(WORKER_MODULE, spec, Path(tmp), name=spec["name"], timeout_s=_WORKER_TIMEOUT_S)
             for spec in specs}
-    ours, stock = networks[SMAFORMER_KEY], networks[NNUNET_KEY]
-    ratios: dict[str, float | None] = {
-        "parameters": ours["parameters"] / stock["parameters"],
-        "gmacs_per_image": ours["gmacs_per_image"] / stock["gmacs_per_image"],
-        "train_step_median_s": ours["train_step_median_s"] / stock["train_step_median_s"],
-        "inference_images_per_s": ours["inference_images_per_s"] / stock["inference_images_per_s"],
-        "peak_memory_mib": (ours["peak_memory_mib"] / stock["peak_memory_mib"]
-                            if ours.get("peak_memory_mib") and stock.get("peak_memory_mib") else None),
-    }
     return {
         "settings": {"batch_size": batch_size, "img_size": img_size, "steps": steps, "warmup": warmup,
                      "device": device, "configuration": configuration, "plans": str(plans_path),
                      "smaformer_trainer": smaformer_trainer,
                      "optimizer": "AdamW (both networks)", "loss": "nnU-Net Dice+CE with deep supervision"},
         "networks": networks,
-        "ratios_smaformer_over_nnunet": ratios,
+        "ratios_smaformer_over_nnunet": _ratios(networks[SMAFORMER_KEY], networks[NNUNET_KEY]),
     }
 
 

@@ -3,7 +3,7 @@
 What a user meets at that geometry and no 128x128 phantom shows: stock nnU-Net plans a 512x512 patch for
 512x512 slices (one tile per slice), SMAFormerV2 on ``2d`` trains on 256x256 patches, so ``nnUNetv2_predict``
 covers a slice with 9 overlapping tiles at nnU-Net's step 0.5 (4 forward passes each with test-time
-mirroring), while SMAFormerV2 on ``2d_wholeslice`` (the original's protocol, :mod:`nnunetv2_smaformer.planning`)
+mirroring), while SMAFormerV2 on ``2d_wholeslice`` (the original's protocol, :mod:`nnunetv2_smaformer.whole_slice`)
 sees each slice whole at 256x256, one tile; and SMAFormerV2's batch of 28 patches runs through nnU-Net's CPU
 augmentation, which may not keep a GPU busy.
 
@@ -20,35 +20,30 @@ Steps (:func:`run_scale_benchmark`; every method measured with the same data on 
    SMAFormerV2, a patch as large as the slice (one tile; the network accepts any input whose sides are multiples
    of its stride), predicted from a copy of the model folder whose ``plans.json`` holds that patch.
 
-The settings are :class:`ScaleSettings`; the Markdown page is :func:`nnunetv2_smaformer.benchmark.markdown.scale_report`.
+The settings are :class:`ScaleSettings`; the Markdown page is
+:func:`nnunetv2_smaformer.speed.scale_report.scale_report`.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
-import os
-import platform
 import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from nnunetv2_smaformer.conversion.phantom_dataset import write_phantom_dataset
 from nnunetv2_smaformer.errors import SMAFormerError
+from nnunetv2_smaformer.machine import machine_info
+from nnunetv2_smaformer.model_folder import linked_model_copy
 from nnunetv2_smaformer.network.stride import NETWORK_STRIDE, round_up_to_stride
-from nnunetv2_smaformer.pipeline import (
-    Stages,
-    console_script,
-    linked_model_copy,
-    nnunet_environment,
-    plan_and_preprocess,
-    run_logged,
-    run_worker,
-    write_phantom_dataset,
-)
-from nnunetv2_smaformer.planning import DEFAULT_NAME as WHOLE_SLICE
+from nnunetv2_smaformer.nnunet_commands import plan_and_preprocess, predict_command, train_command
+from nnunetv2_smaformer.nnunet_env import folder_environment
+from nnunetv2_smaformer.processes import RunRecord, Stages, console_command, run_logged, run_worker
 from nnunetv2_smaformer.synapse import SYNAPSE_MIN_SLICES, SYNAPSE_SLICE_SIZE, SYNAPSE_SPACING, TEST_CASES, TRAIN_CASES
+from nnunetv2_smaformer.whole_slice.plans import DEFAULT_NAME as WHOLE_SLICE
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +223,7 @@ def _whole_slice_model(model: Path, configuration: str, side: int) -> Path:
 def _nnunet_benchmark(trainer: str, configuration: str, dataset_id: int, env: Mapping[str, str], logs: Path,
                       device: str) -> dict:
     """``nnUNetv2_train`` with nnU-Net's 5-epoch benchmark trainer; its fastest epoch and what it implies."""
-    cmd = [console_script("nnUNetv2_train"), str(dataset_id), configuration, "0", "-tr", trainer, "-device", "cuda"]
+    cmd = console_command(train_command(dataset_id, configuration, trainer, device="cuda"))
     if ":" in device:
         env = dict(env, CUDA_VISIBLE_DEVICES=device.split(":", 1)[1])
     run = run_logged(cmd, env, logs / f"{trainer}.log")
@@ -244,68 +239,92 @@ def _nnunet_benchmark(trainer: str, configuration: str, dataset_id: int, env: Ma
     return record
 
 
-def _predict(method: ScaleMethod, record: dict, settings: ScaleSettings, dataset_id: int, dataset: str,
-             inputs: Path, single: Path | None, volumes: int, env: Mapping[str, str], out: Path,
-             stages: Stages) -> None:
-    """Every prediction variant of ``method`` into ``record["predict"]``, with the summary figures.
+@dataclass(frozen=True)
+class _PredictionRun:
+    """What every method's predictions share: the dataset, the inputs (whole volumes, or slabs and their 1-slice
+    slabs), the environment, the output folder and the stage timer."""
 
-    On slabs (``settings.predict_slices``), the cheapest variant also predicts the 1-slice slabs in ``single``: the
-    two give the fixed cost of a run (process start, model loading, nnU-Net's worker processes, files), which every
-    variant pays once a volume, and the rest of each variant's time scales with the slices.
-    """
-    logs = out / "logs"
-    model = Path(env["nnUNet_results"]) / dataset / f"{method.trainer}__nnUNetPlans__{method.configuration}"
-    common = ["-f", "0", "-chk", "checkpoint_final.pth", "-device", settings.device.split(":")[0],
-              "-npp", "1", "-nps", "1", "--disable_progress_bar"]
-    by_name = [console_script("nnUNetv2_predict"), "-d", str(dataset_id), "-c", method.configuration,
-               "-tr", method.trainer]
+    settings: ScaleSettings
+    dataset_id: int
+    dataset: str
+    inputs: Path
+    single: Path | None
+    volumes: int
+    env: Mapping[str, str]
+    out: Path
+    stages: Stages
 
-    def command(variant: PredictVariant, images: Path, predictions: Path) -> list[str]:
+    def command(self, method: ScaleMethod, variant: PredictVariant, images: Path, predictions: Path) -> list[str]:
+        """``nnUNetv2_predict`` of ``method`` with ``variant``'s arguments; a variant with its own patch predicts from
+        a copy of the model folder whose plans hold that patch."""
         if predictions.exists():
             shutil.rmtree(predictions)
-        io = ["-i", str(images), "-o", str(predictions), *common, *variant.args]
+        common = dict(device=self.settings.device, extra=("--disable_progress_bar", *variant.args))
         if variant.patch_side is None:
-            return [*by_name, *io]
-        return [console_script("nnUNetv2_predict_from_modelfolder"), "-m",
-                str(_whole_slice_model(model, method.configuration, variant.patch_side)), *io]
+            return console_command(predict_command(images, predictions, dataset_id=self.dataset_id,
+                                                   configuration=method.configuration, trainer=method.trainer,
+                                                   **common))
+        model = (Path(self.env["nnUNet_results"]) / self.dataset
+                 / f"{method.trainer}__nnUNetPlans__{method.configuration}")
+        copy = _whole_slice_model(model, method.configuration, variant.patch_side)
+        return console_command(predict_command(images, predictions, model_folder=copy, **common))
 
+    def seconds(self, method: ScaleMethod, variant: PredictVariant, images: Path, name: str,
+                stage: str | None = None) -> RunRecord:
+        """One timed ``nnUNetv2_predict`` run of ``method`` with ``variant`` on ``images``, its predictions and log
+        named ``name``, its stage ``stage`` (default: ``name``)."""
+        predictions = self.out / "predictions" / method.key / name
+        with self.stages(f"predict {method.key} {stage or name}"):
+            return run_logged(self.command(method, variant, images, predictions), self.env,
+                              self.out / "logs" / f"predict_{method.key}_{name}.log")
+
+
+def _predict(method: ScaleMethod, record: dict, run: _PredictionRun) -> None:
+    """Every prediction variant of ``method`` into ``record["predict"]``, with the summary figures.
+
+    On slabs (``settings.predict_slices``), the cheapest variant also predicts the 1-slice slabs in ``run.single``:
+    the two give the fixed cost of a run (process start, model loading, nnU-Net's worker processes, files), which
+    every variant pays once a volume, and the rest of each variant's time scales with the slices.
+    """
+    settings = run.settings
     record["predict"] = {}
     variants = prediction_variants(round_up_to_stride(settings.size))[method.kind]
     for variant in variants:
-        predictions = out / "predictions" / method.key / variant.name
-        with stages(f"predict {method.key} {variant.name}"):
-            run = run_logged(command(variant, inputs, predictions), env,
-                             logs / f"predict_{method.key}_{variant.name}.log")
+        measured = run.seconds(method, variant, run.inputs, variant.name)
         patch = record["patch_size"] if variant.patch_side is None else [variant.patch_side] * 2
         image = [round(settings.size * SYNAPSE_SPACING[0] / s) for s in record["spacing"]]
         tiles = tiles_per_slice(image, patch, variant.step_size)
         record["predict"][variant.name] = {
             "args": list(variant.args), "patch_size": patch, "mirroring": variant.mirroring,
             "step_size": variant.step_size, "tiles_per_slice": tiles,
-            "forward_passes_per_slice": tiles * (4 if variant.mirroring else 1), "peak_rss_mib": run.peak_rss_mib,
-            "seconds": run.seconds / volumes}
-    if single is None:
+            "forward_passes_per_slice": tiles * (4 if variant.mirroring else 1),
+            "peak_rss_mib": measured.peak_rss_mib, "seconds": measured.seconds / run.volumes}
+    if run.single is None:
         for entry in record["predict"].values():
             entry["seconds_per_volume"] = entry.pop("seconds")
             entry["seconds_per_volume_source"] = "measured on whole volumes"
     else:
         cheapest = next(v for v in variants if v.name == "disable_tta")
-        with stages(f"predict {method.key} {cheapest.name} 1 slice"):
-            one = run_logged(command(cheapest, single, out / "predictions" / method.key / "one_slice"), env,
-                             logs / f"predict_{method.key}_one_slice.log").seconds / volumes
-        slab = settings.predict_slices
-        fixed = fixed_cost(one, record["predict"][cheapest.name]["seconds"], slab)
-        record["predict_fixed_s"] = fixed
-        for entry in record["predict"].values():
-            entry["seconds_per_slab"] = entry.pop("seconds")
-            entry["seconds_per_volume"] = extrapolate_to_volume(entry["seconds_per_slab"], fixed, settings.slices, slab)
-            per_slice = (entry["seconds_per_volume"] - fixed) / settings.slices
-            entry["seconds_per_volume_source"] = (
-                f"extrapolated from slabs of 1 and {slab} slices: fixed {fixed:.1f} s + {per_slice:.2f} s a slice "
-                f"x {settings.slices} slices")
+        one = run.seconds(method, cheapest, run.single, "one_slice", f"{cheapest.name} 1 slice").seconds / run.volumes
+        record["predict_fixed_s"] = _extrapolate_slabs(record["predict"], one, cheapest.name, settings)
     record["predict_seconds_per_volume"] = record["predict"]["default"]["seconds_per_volume"]
     record["predict_seconds_per_volume_no_mirroring"] = record["predict"]["disable_tta"]["seconds_per_volume"]
     record["predict_peak_rss_mib"] = max(v["peak_rss_mib"] for v in record["predict"].values())
+
+
+def _extrapolate_slabs(predict: dict, one_slice_s: float, cheapest: str, settings: ScaleSettings) -> float:
+    """Each variant's seconds per slab in ``predict`` extrapolated to a whole volume, from the fixed cost that the
+    cheapest variant's slab and 1-slice runs give; returns that fixed cost."""
+    slab = settings.predict_slices
+    fixed = fixed_cost(one_slice_s, predict[cheapest]["seconds"], slab)
+    for entry in predict.values():
+        entry["seconds_per_slab"] = entry.pop("seconds")
+        entry["seconds_per_volume"] = extrapolate_to_volume(entry["seconds_per_slab"], fixed, settings.slices, slab)
+        per_slice = (entry["seconds_per_volume"] - fixed) / settings.slices
+        entry["seconds_per_volume_source"] = (
+            f"extrapolated from slabs of 1 and {slab} slices: fixed {fixed:.1f} s + {per_slice:.2f} s a slice "
+            f"x {settings.slices} slices")
+    return fixed
 
 
 _RATIO_KEYS = ("predict_seconds_per_volume", "predict_seconds_per_volume_no_mirroring", "train_samples_per_s",
@@ -321,18 +340,11 @@ def ratios_to(reference: dict, methods: Mapping[str, dict]) -> dict[str, dict[st
             for key, record in methods.items() if record is not reference}
 
 
-def run_scale_benchmark(out: Path, settings: ScaleSettings, dataset_id: int = 990) -> dict:
-    """Run the benchmark into ``out``; returns the report also written to ``out/benchmark_scale.{json,md}``."""
-    from nnunetv2_smaformer.benchmark.markdown import scale_report
-
-    settings.validate()
-    out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+def _prepare_dataset(out: Path, settings: ScaleSettings, dataset_id: int, env: Mapping[str, str],
+                     stages: Stages) -> tuple[str, Path]:
+    """The phantom with Synapse's geometry as an nnU-Net dataset, planned and preprocessed for ``2d`` and the
+    whole-slice configuration; returns ``(dataset folder name, raw dataset folder)``."""
     logs = out / "logs"
-    env = nnunet_environment(out / "nnunet")  # never the user's nnU-Net folders
-    started = time.perf_counter()
-    stages = Stages()
-
     if not settings.synapse_geometry:
         logger.warning("phantom %dx%d with %d slices is smaller than Synapse's geometry (%dx%d, >= %d slices)",
                        settings.size, settings.size, settings.slices, SYNAPSE_SLICE_SIZE, SYNAPSE_SLICE_SIZE,
@@ -344,37 +356,63 @@ def run_scale_benchmark(out: Path, settings: ScaleSettings, dataset_id: int = 99
     with stages("plan+preprocess"):
         plan_and_preprocess(env, dataset_id, logs / "plan_and_preprocess.log", configuration=CONFIGURATION)
     with stages("add-configuration"):
-        run_logged([console_script("smaformer"), "add-configuration", "-d", str(dataset_id), "--name", WHOLE_SLICE,
-                    "--size", str(settings.whole_slice_size), "-np", "2"], env, logs / "add_configuration.log")
+        add_configuration = ["smaformer", "add-configuration", "-d", dataset_id, "--name", WHOLE_SLICE,
+                             "--size", settings.whole_slice_size, "-np", 2]
+        run_logged(console_command(add_configuration), env, logs / "add_configuration.log")
+    return dataset, raw
 
-    methods = scale_methods(settings)
+
+def _measure_training(methods: Sequence[ScaleMethod], settings: ScaleSettings, dataset: str, env: Mapping[str, str],
+                      out: Path, stages: Stages) -> dict[str, dict]:
+    """Each method's loader and training figures, measured by :mod:`.scale_worker` in a fresh process."""
+    from nnunetv2_smaformer.speed.scale_worker import WORKER_MODULE
+
     records: dict[str, dict] = {}
-    work = out / "work"
     for method in methods:
         spec = {"trainer": method.trainer, "configuration": method.configuration, "dataset": dataset,
                 "device": settings.device, "loader_batches": settings.loader_batches,
                 "train_warmup": settings.train_warmup, "train_steps": settings.train_steps,
                 "train_batch_size": settings.train_batch_size}
         with stages(f"train {method.key}"):
-            from nnunetv2_smaformer.benchmark.scale_worker import WORKER_MODULE
-
-            records[method.key] = run_worker(WORKER_MODULE, spec, work, name=method.key,
+            records[method.key] = run_worker(WORKER_MODULE, spec, out / "work", name=method.key,
                                              env=dict(env, nnUNet_n_proc_DA="0"), timeout_s=WORKER_TIMEOUT_S,
-                                             log_file=logs / f"train_{method.key}.log")
+                                             log_file=out / "logs" / f"train_{method.key}.log")
+    return records
 
+
+def _prediction_run(out: Path, settings: ScaleSettings, dataset_id: int, dataset: str, raw: Path,
+                    env: Mapping[str, str], stages: Stages) -> _PredictionRun:
+    """What the predictions read: the test volumes, or their middle slabs and 1-slice slabs."""
     volumes = sorted((raw / "imagesTs").glob("*_0000.nii.gz"))
     inputs, single = raw / "imagesTs", None
     if settings.predict_slices is not None:
         inputs = _write_slabs(volumes, settings.predict_slices, out / "predict_input")
         single = _write_slabs(volumes, 1, out / "predict_input_one_slice")
+    return _PredictionRun(settings, dataset_id, dataset, inputs, single, len(volumes), env, out, stages)
+
+
+def run_scale_benchmark(out: Path, settings: ScaleSettings, dataset_id: int = 990) -> dict:
+    """Run the benchmark into ``out``; returns the report also written to ``out/benchmark_scale.{json,md}``."""
+    from nnunetv2_smaformer.speed.scale_report import scale_report
+
+    settings.validate()
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    env = folder_environment(out / "nnunet")  # never the user's nnU-Net folders
+    started = time.perf_counter()
+    stages = Stages()
+
+    dataset, raw = _prepare_dataset(out, settings, dataset_id, env, stages)
+    methods = scale_methods(settings)
+    records = _measure_training(methods, settings, dataset, env, out, stages)
+    run = _prediction_run(out, settings, dataset_id, dataset, raw, env, stages)
     for method in methods:
-        _predict(method, records[method.key], settings, dataset_id, dataset, inputs, single, len(volumes), env, out,
-                 stages)
+        _predict(method, records[method.key], run)
         if settings.nnunet_benchmark:
             benchmark_trainer = NNUNET_BENCHMARK_TRAINERS.get(method.trainer, f"{method.trainer}_Benchmark_5epochs")
             with stages(f"nnU-Net benchmark {method.key}"):
                 records[method.key]["nnunet_benchmark_5epochs"] = _nnunet_benchmark(
-                    benchmark_trainer, method.configuration, dataset_id, env, logs, settings.device)
+                    benchmark_trainer, method.configuration, dataset_id, env, out / "logs", settings.device)
 
     reference = next(m.key for m in methods if m.kind == "stock")
     report = {
@@ -383,12 +421,12 @@ def run_scale_benchmark(out: Path, settings: ScaleSettings, dataset_id: int = 99
             "spacing_mm_xyz": list(SYNAPSE_SPACING),
             "slices_per_case": settings.slices,
             "train_cases": settings.train_cases,
-            "test_volumes_predicted": len(volumes),
+            "test_volumes_predicted": run.volumes,
             "predicted_slices_per_volume": settings.predict_slices or settings.slices,
             "synapse_scale": settings.synapse_geometry,
         },
         "settings": asdict(settings),
-        "environment": _environment_info(settings.device),
+        "environment": machine_info(settings.device),
         "methods": records,
         "reference": reference,
         "over_reference": ratios_to(records[reference], records),
@@ -398,18 +436,5 @@ def run_scale_benchmark(out: Path, settings: ScaleSettings, dataset_id: int = 99
     }
     (out / "benchmark_scale.json").write_text(json.dumps(report, indent=2))
     (out / "benchmark_scale.md").write_text(scale_report(report))
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(out / "work", ignore_errors=True)
     return report
-
-
-def _environment_info(device: str) -> dict[str, object]:
-    import torch
-
-    info: dict[str, object] = {"torch": torch.__version__, "python": platform.python_version(),
-                               "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-                               "processor": platform.processor() or platform.machine()}
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["device"] = torch.cuda.get_device_name(torch.device(device))
-    else:
-        info["device"] = f"CPU ({os.cpu_count()} cores)"
-    return info

@@ -1,4 +1,4 @@
-"""Whole-slice sampling for whole-slice configurations (:mod:`nnunetv2_smaformer.planning`).
+"""Whole-slice sampling for whole-slice configurations (:mod:`.plans`).
 
 nnU-Net's loader makes a third of each batch "foreground" samples: it picks a foreground voxel and centres the crop
 on it, bounded only below. With a patch as large as the slice that shifts the slice by up to half its size and

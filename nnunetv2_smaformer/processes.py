@@ -1,17 +1,15 @@
-"""Running nnU-Net's console scripts and the package's measuring workers: the one copy of each run helper
-that the demo, the Synapse-scale benchmark, the network side-by-side, the benchmark scripts and the tests use.
+"""Running commands and measuring workers: the one copy of each run helper that the demo, the benchmarks, the
+benchmark scripts and the tests use.
 
 * :func:`console_script` finds ``nnUNetv2_*`` (and ``smaformer``) of this interpreter's environment;
-* :func:`nnunet_environment` is the environment for nnU-Net folders inside an output folder;
-* :func:`run_logged` runs a command with its whole output in a log file and returns its wall time and the
-  peak resident memory of its largest process (:class:`RunRecord`); :func:`run_logged_together` runs several
-  at once; :class:`Stages` times named stages;
-* :func:`write_phantom_dataset` and :func:`plan_and_preprocess` (:func:`plan_and_preprocess_command`):
-  phantom -> nnU-Net dataset -> plans;
+* :func:`run_logged` runs a command with its whole output in a log file, in a process group of its own (stopped
+  with all its children on a timeout or an interruption), and returns its wall time and the peak resident memory
+  of its largest process (:class:`RunRecord`); :func:`run_logged_together` runs several at once (the test suite and
+  ``benchmarks/parallel_trainings.py``); :class:`Stages` times named stages;
 * :func:`run_worker` / :func:`worker_main`: the worker-process protocol (``python -m MODULE SPEC.json
   RESULT.json``) that measures one thing in a fresh process, and :func:`peak_rss_mib` of such a process.
 
-Standard library at import time; the conversion code is imported where a phantom is written.
+Standard library only.
 """
 from __future__ import annotations
 
@@ -30,13 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnunetv2_smaformer.errors import SMAFormerError
-from nnunetv2_smaformer.nnunet_env import (
-    EXT_TRAINER_VARIABLE,
-    NNUNET_FOLDER_VARIABLES,
-    datasets_using_id,
-    nnunet_environ,
-    with_trainer_dir,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -53,51 +44,9 @@ def console_script(name: str) -> str:
     return found
 
 
-def nnunet_environment(root: Path, *, keep_user_folders: bool = False, trainer_dirs: Sequence[Path] = (),
-                       create: bool = True, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for nnU-Net subprocesses with the nnU-Net folders in ``root``.
-
-    ``root/nnUNet_raw``, ``root/nnUNet_preprocessed`` and ``root/nnUNet_results`` (made unless ``create`` is
-    False), except that with ``keep_user_folders`` a folder variable already set in ``base`` (default: this
-    process's environment) is kept. ``nnUNet_extTrainer`` lists ``trainer_dirs``, the folders already in it and
-    this package's trainer folder, so that the trainers are found by name.
-    """
-    env = dict(os.environ if base is None else base)
-    for name in NNUNET_FOLDER_VARIABLES:
-        if not (keep_user_folders and env.get(name)):
-            env[name] = str(Path(root) / name)
-        if create:
-            Path(env[name]).mkdir(parents=True, exist_ok=True)
-    folders = [str(d) for d in trainer_dirs] + [p for p in env.get(EXT_TRAINER_VARIABLE, "").split(os.pathsep) if p]
-    env[EXT_TRAINER_VARIABLE] = with_trainer_dir(os.pathsep.join(folders))
-    return env
-
-
-def with_cpu_worker_defaults(env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` with one augmentation worker (``nnUNet_n_proc_DA``) unless the user set another count: on a small
-    CPU machine the other cores go to the network."""
-    env = dict(env)
-    env.setdefault("nnUNet_n_proc_DA", "1")
-    return env
-
-
-def dataset_id_in_use(env: Mapping[str, str], dataset_id: int) -> bool:
-    """Whether any of the nnU-Net folders of ``env`` holds a dataset with this id."""
-    return any(datasets_using_id(Path(env[name]), dataset_id) for name in NNUNET_FOLDER_VARIABLES if env.get(name))
-
-
-def free_dataset_id(env: Mapping[str, str], wanted: int | None, candidates: Sequence[int]) -> int:
-    """``wanted`` if no dataset in the nnU-Net folders of ``env`` uses it (else an error), or the first unused
-    id of ``candidates``."""
-    if wanted is not None:
-        if dataset_id_in_use(env, wanted):
-            raise SMAFormerError(f"dataset id {wanted} is already used in your nnU-Net folders; existing datasets "
-                                 f"are never touched: choose another --dataset-id")
-        return wanted
-    for dataset_id in candidates:
-        if not dataset_id_in_use(env, dataset_id):
-            return dataset_id
-    raise SMAFormerError(f"no free dataset id between {min(candidates)} and {max(candidates)} in your nnU-Net folders")
+def console_command(cmd: Sequence[object]) -> list[str]:
+    """``cmd`` with its first item, a console script's name, found by :func:`console_script`; every item a string."""
+    return [console_script(str(cmd[0])), *map(str, cmd[1:])]
 
 
 def stop_process_group(process: subprocess.Popen) -> None:
@@ -237,66 +186,6 @@ class Stages:
         yield
         self.seconds[name] = time.perf_counter() - started
         logger.info("[%s] done in %.0f s", name, self.seconds[name])
-
-
-def write_phantom_dataset(env: Mapping[str, str], dataset_id: int, work: Path, *, size: int, slices: int, seed: int,
-                          cases: Sequence[int] | None = None, spacing: tuple[float, float, float] | None = None,
-                          overwrite: bool = False, num_processes: int | None = None) -> tuple[str, Path]:
-    """A phantom in the BTCV layout (:func:`~nnunetv2_smaformer.conversion.phantom.make_phantom`, written to
-    ``work/phantom`` and removed again) converted into the nnU-Net dataset ``dataset_id`` of ``env``'s folders.
-
-    Returns ``(dataset folder name, raw dataset folder)``.
-    """
-    from nnunetv2_smaformer.conversion.converter import convert_synapse
-    from nnunetv2_smaformer.conversion.phantom import make_phantom
-    from nnunetv2_smaformer.synapse import ALL_CASES, dataset_folder_name
-
-    phantom = Path(work) / "phantom"
-    if phantom.exists():
-        shutil.rmtree(phantom)
-    make_phantom(phantom, "btcv", cases=ALL_CASES if cases is None else cases, size=size, slices=slices, seed=seed,
-                 spacing=spacing)
-    try:
-        # The converter reads the nnU-Net folders from the environment, as the CLI does.
-        with nnunet_environ({name: env[name] for name in NNUNET_FOLDER_VARIABLES}, register_trainers=False):
-            convert_synapse(phantom, dataset_id, fmt="btcv", overwrite=overwrite, progress=False,
-                            num_processes=num_processes)
-    finally:
-        shutil.rmtree(phantom, ignore_errors=True)  # the converted dataset holds the same voxels
-    name = dataset_folder_name(dataset_id)
-    return name, Path(env["nnUNet_raw"]) / name
-
-
-def plan_and_preprocess_command(dataset_ids: Sequence[int], num_processes: int = 2,
-                                configuration: str = "2d") -> list[str]:
-    """``nnUNetv2_plan_and_preprocess -d IDS -c CONFIGURATION --verify_dataset_integrity`` with ``num_processes``
-    for the fingerprint as for the preprocessing (nnU-Net's ``-npfp`` is 8 whatever the machine; on 2 cores, 8
-    spawned workers cost more start-up than they save). The first item is the console script's name
-    (:func:`console_script` finds it)."""
-    return ["nnUNetv2_plan_and_preprocess", "-d", *map(str, dataset_ids), "-c", configuration,
-            "-np", str(num_processes), "-npfp", str(num_processes), "--verify_dataset_integrity"]
-
-
-def plan_and_preprocess(env: Mapping[str, str], dataset_id: int, log_file: Path, num_processes: int = 2,
-                        configuration: str = "2d") -> RunRecord:
-    """:func:`plan_and_preprocess_command` of one dataset, logged into ``log_file``."""
-    script, *args = plan_and_preprocess_command([dataset_id], num_processes, configuration)
-    return run_logged([console_script(script), *args], env, log_file, label="plan")
-
-
-def linked_model_copy(model: Path, copy: Path) -> Path:
-    """``copy``: a new copy of the model folder ``model`` whose files (plans, dataset.json) are copied and whose
-    folders (the folds, with checkpoints of hundreds of MB) are linked; replaces what was at ``copy``. What nnU-Net
-    writes at the model folder's level (plans changed for a run, cross-validation results) stays out of ``model``."""
-    if copy.exists():
-        shutil.rmtree(copy)
-    copy.mkdir(parents=True)
-    for item in model.iterdir():
-        if item.is_dir():
-            (copy / item.name).symlink_to(item.resolve(), target_is_directory=True)
-        else:
-            shutil.copy(item, copy / item.name)
-    return copy
 
 
 def peak_rss_mib() -> float:

@@ -1,23 +1,8 @@
-"""The Markdown of the reports: the table and number helpers every report uses, and the Synapse-scale
-benchmark's page. Pure formatting of report dicts; nothing is measured here."""
+"""``benchmark_scale.md``, the Synapse-scale benchmark's page: pure formatting of its report dict (nothing is measured
+here)."""
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-
-
-def fmt(value: float | None, spec: str, unit: str = "") -> str:
-    """``value`` formatted with ``spec`` and ``unit``; a dash for a missing or non-finite value."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    return f"{value:{spec}}{unit}"
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> list[str]:
-    """A Markdown table's lines; ``align`` holds one ``---:`` / ``:---`` per column."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
+from nnunetv2_smaformer.markdown import fmt, table
 
 
 def scale_report(report: dict) -> str:
@@ -61,7 +46,8 @@ def scale_report(report: dict) -> str:
     for name, ratios in report["over_reference"].items():
         configuration = report["methods"][name]["configuration"]
         share = ratios["predict_seconds_per_volume"]
-        if report["methods"][name]["network"] == "SMAFormerV2" and configuration != report["methods"][reference]["configuration"]:
+        other_configuration = configuration != report["methods"][reference]["configuration"]
+        if report["methods"][name]["network"] == "SMAFormerV2" and other_configuration:
             goal = report["whole_slice_predict_goal"]
             lines += ["", f"SMAFormerV2 on `{configuration}` predicts a volume in {share:.2f}x the time of {reference} "
                       f"with nnU-Net's defaults (goal: at most {goal:g}x): "

@@ -9,9 +9,7 @@ its case's original grid. A planner given with ``-pl`` is only looked up inside 
 :func:`add_whole_slice_configuration` plans the configuration itself, with the planner class the plans were made
 with, and runs nnU-Net's preprocessor for it.
 
-The configuration holds a marker, ``smaformer_whole_slice: {"size": S}``, that nnU-Net carries through its plans
-untouched and that tells :class:`~nnunetv2_smaformer.training.trainer.nnUNetTrainerSMAFormerV2` to train on the
-configuration's own patch with whole-slice sampling.
+The configuration's marker and the pure readers are :mod:`.plans`; its training sampling is :mod:`.loader`.
 """
 from __future__ import annotations
 
@@ -25,49 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnunetv2_smaformer.errors import ConfigurationError
-from nnunetv2_smaformer.network.stride import NETWORK_STRIDE
+from nnunetv2_smaformer.quiet import quiet
+from nnunetv2_smaformer.whole_slice.plans import (
+    DEFAULT_NAME,
+    DEFAULT_SIZE,
+    WHOLE_SLICE_KEY,
+    check_request,
+    median_depth,
+)
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_NAME = "2d_wholeslice"
-DEFAULT_SIZE = 256
-#: Key of a whole-slice configuration's marker in the plans: ``{"size": S}``.
-WHOLE_SLICE_KEY = "smaformer_whole_slice"
-#: nnU-Net's own configuration names, never replaced.
-NNUNET_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")
 #: The keys a whole-slice configuration sets; everything else is inherited from ``2d``.
 PLANNED_KEYS = ("data_identifier", "spacing", "median_image_size_in_voxels", "patch_size", "batch_size",
                 "architecture")
 _TMP = ".smaformer_tmp_"
-
-
-def whole_slice_size(configuration: dict) -> int | None:
-    """The slice size of a whole-slice configuration (its marker), ``None`` for any other configuration."""
-    marker = configuration.get(WHOLE_SLICE_KEY)
-    return int(marker["size"]) if isinstance(marker, dict) and "size" in marker else None
-
-
-def median_depth(plans: dict) -> float:
-    """The dataset's median number of slices as nnU-Net plans it: from ``3d_fullres`` when the data are 3D (2D
-    configurations keep the slice count of each case), else the original median shape's first axis."""
-    fullres = plans["configurations"].get("3d_fullres")
-    if fullres is not None and "median_image_size_in_voxels" in fullres:
-        return float(fullres["median_image_size_in_voxels"][0])
-    return float(plans["original_median_shape_after_transp"][0])
-
-
-def check_request(name: str, size: int) -> None:
-    """Refuse a configuration name or slice size before anything is read."""
-    if not name or "__" in name or "/" in name or os.sep in name or name.startswith("."):
-        raise ConfigurationError(f"configuration name {name!r} is not usable: it must be non-empty, must not contain "
-                                 "'__' (nnU-Net splits model folder names there) or a path separator, and must not "
-                                 "start with '.'")
-    if name in NNUNET_CONFIGURATIONS:
-        raise ConfigurationError(f"configuration name {name!r} is one of nnU-Net's own ({', '.join(NNUNET_CONFIGURATIONS)}); "
-                                 "choose another --name")
-    if size <= 0 or size % NETWORK_STRIDE:
-        raise ConfigurationError(f"--size {size} is not a positive multiple of {NETWORK_STRIDE} "
-                                 "(SMAFormerV2's total stride)")
 
 
 @dataclass(frozen=True)
@@ -99,8 +69,6 @@ def plan_whole_slice(plans: dict, name: str, size: int, dataset: str, num_traini
     training cases: spacing, patch, data identifier, and the architecture and batch size that the plans' own nnU-Net
     planner chooses for that spacing and patch."""
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-
-    from nnunetv2_smaformer.benchmark.nnunet_bridge import quiet
 
     manager = PlansManager(deepcopy(plans))
     if "2d" not in manager.available_configurations:
@@ -191,6 +159,41 @@ def _copy_ground_truth(dataset: str, dataset_json: dict, training_files: dict[st
             shutil.copyfile(files["label"], destination)
 
 
+def _read_plans(plans_file: Path) -> dict:
+    if not plans_file.is_file():
+        raise ConfigurationError(f"{plans_file} does not exist: plan the dataset first (nnUNetv2_plan_and_preprocess "
+                                 f"-d ID -c 2d, or nnUNetv2_plan_experiment -d ID), or name its plans with -p")
+    try:
+        return json.loads(plans_file.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ConfigurationError(f"{plans_file} is not a readable plans file: {err}") from err
+
+
+def _refuse_other_settings(plans_file: Path, name: str, existing: dict, entry: dict) -> None:
+    differing = sorted(k for k in set(existing) | set(entry) if existing.get(k) != entry.get(k))
+    raise ConfigurationError(f"{plans_file} already has a configuration {name!r} with other settings (differing: "
+                             f"{', '.join(differing)}); pass --overwrite to replace it or choose another --name")
+
+
+def _publish(built: Path, data_folder: Path, plans_file: Path, new_plans: dict | None) -> None:
+    """The preprocessed data ``built`` becomes ``data_folder`` (replacing what was there) and ``new_plans`` (if any)
+    the plans file; if writing the plans fails, the previous data are put back."""
+    plans_dir = plans_file.parent
+    previous = plans_dir / f"{_TMP}previous_{data_folder.name}"
+    if data_folder.exists():
+        os.replace(data_folder, previous)
+    os.replace(built, data_folder)
+    try:
+        if new_plans is not None:
+            _write_json_atomically(plans_file, new_plans)
+    except BaseException:
+        os.replace(data_folder, plans_dir / f"{_TMP}failed_{data_folder.name}")
+        if previous.exists():
+            os.replace(previous, data_folder)
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
+
+
 def add_whole_slice_configuration(dataset: str, plans_identifier: str = "nnUNetPlans", name: str = DEFAULT_NAME,
                                   size: int = DEFAULT_SIZE, num_processes: int = 4, overwrite: bool = False,
                                   progress: bool = True) -> AddedConfiguration:
@@ -207,26 +210,17 @@ def add_whole_slice_configuration(dataset: str, plans_identifier: str = "nnUNetP
     dataset = _dataset_name(str(dataset))
     plans_dir = Path(os.environ["nnUNet_preprocessed"]) / dataset
     plans_file = plans_dir / f"{plans_identifier}.json"
-    if not plans_file.is_file():
-        raise ConfigurationError(f"{plans_file} does not exist: plan the dataset first (nnUNetv2_plan_and_preprocess "
-                                 f"-d ID -c 2d, or nnUNetv2_plan_experiment -d ID), or name its plans with -p")
-    try:
-        plans = json.loads(plans_file.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise ConfigurationError(f"{plans_file} is not a readable plans file: {err}") from err
+    plans = _read_plans(plans_file)
     dataset_json, training_files = _training_files(dataset)
     entry = plan_whole_slice(plans, name, size, dataset, int(dataset_json["numTraining"]))
     existing = plans["configurations"].get(name)
     data_folder = plans_dir / entry["data_identifier"]
-    cases = sorted(training_files)
-    if existing == entry and _complete(data_folder, cases):
+    if existing == entry and _complete(data_folder, sorted(training_files)):
         logger.info("%s: configuration %s is already there with the same settings, its data complete; nothing to do",
                     dataset, name)
         return AddedConfiguration(dataset, plans_file, name, entry, "unchanged", data_folder)
     if existing is not None and existing != entry and not overwrite:
-        differing = sorted(k for k in set(existing) | set(entry) if existing.get(k) != entry.get(k))
-        raise ConfigurationError(f"{plans_file} already has a configuration {name!r} with other settings (differing: "
-                                 f"{', '.join(differing)}); pass --overwrite to replace it or choose another --name")
+        _refuse_other_settings(plans_file, name, existing, entry)
 
     new_plans = deepcopy(plans)
     new_plans["configurations"][name] = entry
@@ -237,20 +231,8 @@ def add_whole_slice_configuration(dataset: str, plans_identifier: str = "nnUNetP
     try:
         built = _preprocess(dataset, new_plans, plans_dir, name, num_processes, progress)
         _copy_ground_truth(dataset, dataset_json, training_files)
-        previous = plans_dir / f"{_TMP}previous_{entry['data_identifier']}"
-        if data_folder.exists():
-            os.replace(data_folder, previous)
-        os.replace(built, data_folder)
+        _publish(built, data_folder, plans_file, new_plans if existing != entry else None)
         built = None
-        try:
-            if existing != entry:
-                _write_json_atomically(plans_file, new_plans)
-        except BaseException:
-            os.replace(data_folder, plans_dir / f"{_TMP}failed_{entry['data_identifier']}")
-            if previous.exists():
-                os.replace(previous, data_folder)
-            raise
-        shutil.rmtree(previous, ignore_errors=True)
     finally:
         if built is not None:
             shutil.rmtree(built, ignore_errors=True)
