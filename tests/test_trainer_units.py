@@ -86,7 +86,7 @@ def _ddp_trainer_worker(rank: int, world_size: int, port: int, out_dir: str, env
     from nnunetv2.run.run_training import get_trainer_from_args
 
     from ext_trainers.nnUNetTrainerSMAFormerV2_testing import nnUNetTrainerSMAFormerV2_smokeImageNet
-    from nnunetv2_smaformer.training.trainer import no_weight_decay, unwrap_network
+    from nnunetv2_smaformer.training.trainer import unwrap_network, weight_decay_groups
 
     os.environ.update(env)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), nnUNet_n_proc_DA="0")
@@ -107,7 +107,7 @@ def _ddp_trainer_worker(rank: int, world_size: int, port: int, out_dir: str, env
         record = {"wrapped": type(trainer.network).__name__, "unwrapped": type(network).__name__,
                   "patch_embed": network.encoder.swin.patch_embed.proj.weight.detach().clone(),
                   "no_decay": sum(len(g["params"]) for g in trainer.optimizer.param_groups if g["weight_decay"] == 0),
-                  "no_decay_rule": sum(no_weight_decay(n, p) for n, p in network.named_parameters())}
+                  "no_decay_rule": len(weight_decay_groups(network, 0.01)[1]["params"])}
         trainer.on_train_epoch_start()
         batch = next(trainer.dataloader_train)
         outputs = [trainer.train_step(batch), trainer.train_step(batch)]

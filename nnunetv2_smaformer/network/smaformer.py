@@ -128,6 +128,12 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
         weights = path if isinstance(path, SwinWeights) else swin_weights(path)
         return load_swin_weights(self.encoder.swin, weights, min_coverage=min_coverage)
 
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """Parameters never weight-decayed besides norms and biases, named as in ``named_parameters()`` (timm's
+        convention, which ``timm.optim.param_groups_weight_decay`` reads): Swin's relative-position tables."""
+        return {name for name, _ in self.named_parameters() if name.endswith("relative_position_bias_table")}
+
     def parameter_groups(self) -> dict[str, nn.Module]:
         """The model's parts, in forward order; every parameter belongs to exactly one."""
         return OrderedDict(

@@ -9,13 +9,13 @@ Sources:
   Face cache (``$HF_HOME/hub``) and reads the cached copy afterwards, also offline
   (``HF_HUB_OFFLINE=1``). These are the official ImageNet-1k Swin-T weights in timm's layout.
 * **a local file**: the official release file (``swin_tiny_patch4_window7_224.pth``,
-  ``{"model": state_dict}``, 190 tensors) or a timm-layout file (``.safetensors`` or ``.pth``).
+  ``{"model": state_dict}``) or a timm-layout file (``.safetensors`` or ``.pth``).
   ``.pth`` files are read with ``torch.load(weights_only=True)``: anything that would need code to be
   unpickled is refused.
 
 timm's own ``swin_transformer.checkpoint_filter_fn`` turns either layout into the encoder's: it moves
-the official file's patch merging from the end of stages 0-2 to the start of stages 1-3 (9 tensors,
-1,553,664 parameters that name-and-shape matching would miss), drops the non-persistent buffers
+the official file's patch merging from the end of stages 0-2 to the start of stages 1-3 (tensors that
+name-and-shape matching would miss), drops the non-persistent buffers
 (``relative_position_index``, ``attn_mask``) and resizes the relative-position-bias tables when the
 encoder's window differs from the checkpoint's 7x7. The ImageNet classifier (``head.*``) is skipped.
 Everything else must fit the encoder exactly, or the load is refused before any weight changes.

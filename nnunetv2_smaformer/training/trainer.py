@@ -90,9 +90,16 @@ def unwrap_network(network: nn.Module) -> nn.Module:
     return network
 
 
-def no_weight_decay(name: str, param: nn.Parameter) -> bool:
-    # Norms, biases and Swin's relative-position tables are not decayed (Swin's own recipe).
-    return param.ndim <= 1 or name.endswith("relative_position_bias_table")
+def weight_decay_groups(network: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW's parameter groups, decayed first: timm's rule (norms, biases and the network's ``no_weight_decay()``
+    names are not decayed, Swin's own recipe) on the plain module under DDP and ``torch.compile`` wrappers."""
+    from timm.optim import param_groups_weight_decay
+
+    network = unwrap_network(network)
+    no_decay = getattr(network, "no_weight_decay", set)()
+    groups = param_groups_weight_decay(network, weight_decay, no_weight_decay_list=sorted(no_decay))
+    # timm lists the no-decay group first; checkpoints of this trainer hold the optimiser's groups decayed first.
+    return groups[::-1]
 
 
 class TrainingBudget:
@@ -244,14 +251,7 @@ class nnUNetTrainerSMAFormerV2(TrainingBudget, nnUNetTrainer):
         return self.warmup_epochs_of(self.num_epochs)
 
     def configure_optimizers(self):
-        decay, plain = [], []
-        for name, param in self.network.named_parameters():
-            if param.requires_grad:
-                (plain if no_weight_decay(name, param) else decay).append(param)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.weight_decay}, {"params": plain, "weight_decay": 0.0}],
-            lr=self.initial_lr,
-        )
+        optimizer = torch.optim.AdamW(weight_decay_groups(self.network, self.weight_decay), lr=self.initial_lr)
         scheduler = WarmupCosineLRScheduler(optimizer, self.initial_lr, self.num_epochs, self.warmup_epochs)
         return optimizer, scheduler
 
