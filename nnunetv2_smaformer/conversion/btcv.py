@@ -173,7 +173,7 @@ def convert_case(case: BTCVCase, images_dir: Path, labels_dir: Path, spacing: Sp
     image_array = sitk.GetArrayViewFromImage(image)  # (z, y, x)
     if image_array.dtype.kind == "f" and not np.all(np.isfinite(image_array)):
         raise ConversionError(f"{case_name(case.case_id)}: image {case.image} contains NaN or infinite values")
-    label_array = check_label_values(sitk.GetArrayFromImage(label), MAX_BTCV_LABEL, case.label, case.case_id)
+    label_array = check_label_values(sitk.GetArrayFromImage(label), MAX_BTCV_LABEL, case.label, case_name(case.case_id))
     mapped = btcv_to_benchmark_lut()[label_array]
 
     name = case_name(case.case_id)

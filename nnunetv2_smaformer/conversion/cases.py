@@ -85,22 +85,21 @@ def scan_folder(folder: Path, pattern: re.Pattern[str], expected: str) -> dict[t
     return found
 
 
-def check_label_values(label: np.ndarray, max_label: int, path: Path, case_id: int) -> np.ndarray:
-    """Return ``label`` as uint8 after checking it holds only integers 0..max_label."""
+def check_label_values(label: np.ndarray, max_label: int, path: Path, case: str) -> np.ndarray:
+    """Return ``label`` as uint8 after checking it holds only integers 0..max_label; errors name ``case`` and
+    ``path``."""
     if label.dtype.kind == "f":
         if not np.all(np.isfinite(label)):
-            raise ConversionError(f"{case_name(case_id)}: label {path} contains NaN or infinite values")
+            raise ConversionError(f"{case}: label {path} contains NaN or infinite values")
         if not np.array_equal(label, np.round(label)):
-            raise ConversionError(f"{case_name(case_id)}: label {path} contains non-integer values")
+            raise ConversionError(f"{case}: label {path} contains non-integer values")
     elif label.dtype.kind not in "iub":
-        raise ConversionError(f"{case_name(case_id)}: label {path} has unsupported data type {label.dtype}")
+        raise ConversionError(f"{case}: label {path} has unsupported data type {label.dtype}")
     low, high = label.min(initial=0), label.max(initial=0)
     if low < 0 or high > max_label:
         values = np.unique(label)
         bad = [int(v) for v in values if v < 0 or v > max_label][:10]  # integral: checked above
-        raise ConversionError(
-            f"{case_name(case_id)}: label {path} holds value(s) {bad} outside the expected 0-{max_label}"
-        )
+        raise ConversionError(f"{case}: label {path} holds value(s) {bad} outside the expected 0-{max_label}")
     return label.astype(np.uint8)
 
 

@@ -14,19 +14,15 @@ Output, for dataset id ``ID``::
 Arrays follow SimpleITK's convention: ``sitk.GetArrayFromImage`` gives (z, y, x). How each source
 format reads and converts its cases is in :mod:`.btcv` and :mod:`.transunet`.
 
-:func:`convert_synapse` runs three steps: :func:`plan_conversion` checks everything that can be
-checked before any work (arguments, environment, source layout and cases, existing data);
+:func:`convert_synapse` runs the three steps of :mod:`.nnunet_dataset`: :func:`plan_conversion` checks everything
+that can be checked before any work (arguments, environment, source layout and cases, existing data);
 :func:`build_dataset` converts every case into a hidden temporary folder inside ``$nnUNet_raw``;
 :func:`publish_dataset` installs the split and renames the folder into place. A failure at any
 step leaves nothing behind.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,26 +30,34 @@ from pathlib import Path
 import numpy as np
 
 from nnunetv2_smaformer.conversion.cases import CaseResult, SourceFormat, Spacing
+from nnunetv2_smaformer.conversion.nnunet_dataset import (
+    SPLITS_FILE,
+    DatasetTarget,
+    build,
+    dataset_target,
+    default_num_processes,
+    link_or_copy,
+    one_itk_thread,
+    publish,
+    refuse_existing,
+    write_json,
+)
 from nnunetv2_smaformer.conversion.sources import detect_layout
 from nnunetv2_smaformer.conversion.synapse_raw import FILE_ENDING, make_dataset_json
 from nnunetv2_smaformer.errors import ConversionError
-from nnunetv2_smaformer.nnunet_env import datasets_using_id
 from nnunetv2_smaformer.parallel import run_tasks
 from nnunetv2_smaformer.synapse import (
     BENCHMARK_LABELS,
+    DATASET_NAME,
     TEST_CASES,
     TRAIN_CASES,
     case_name,
-    dataset_folder_name,
     format_case_list,
     make_splits,
     missing_cases,
 )
 
 logger = logging.getLogger(__name__)
-
-_TMP_PREFIX = ".tmp_"
-
 
 @dataclass(frozen=True)
 class ConversionPlan:
@@ -63,12 +67,9 @@ class ConversionPlan:
     source_root: Path
     cases: dict[int, object]  # case id -> the source format's case record
     spacing: Spacing
-    raw_root: Path
-    dest: Path
-    preprocessed_dir: Path
+    target: DatasetTarget
     missing_train: list[int]
     missing_test: list[int]
-    overwrite: bool
 
     @property
     def test_cases(self) -> list[int]:
@@ -107,106 +108,9 @@ class ConversionSummary:
         return [i for i in self.cases if i in TEST_CASES]
 
 
-def _worker_init() -> None:
-    # One ITK thread per process: the pool already uses all the cores we were given.
-    import SimpleITK as sitk
-
-    sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(1)
-
-
 def _convert_task(task: tuple[Callable[..., CaseResult], object, Path, Path, Spacing]) -> CaseResult:
     convert_case, case, images_dir, labels_dir, spacing = task
     return convert_case(case, images_dir, labels_dir, spacing)
-
-
-def nnunet_folders() -> tuple[Path, Path]:
-    """(nnUNet_raw, nnUNet_preprocessed) from the environment, read now (not at import time)."""
-    values = {}
-    for var in ("nnUNet_raw", "nnUNet_preprocessed"):
-        value = os.environ.get(var, "").strip()
-        if not value:
-            raise ConversionError(
-                f"environment variable {var} is not set; set nnUNet_raw, nnUNet_preprocessed and nnUNet_results "
-                "as described in nnU-Net's documentation (setting_up_paths.md)"
-            )
-        values[var] = Path(value).expanduser()
-    if not os.environ.get("nnUNet_results", "").strip():
-        logger.warning("nnUNet_results is not set; nnU-Net training and inference will need it")
-    return values["nnUNet_raw"], values["nnUNet_preprocessed"]
-
-
-def _conflicting_datasets(folder: Path, dataset_id: int, name: str) -> list[Path]:
-    """Other datasets using the same id (nnU-Net refuses ambiguous ids)."""
-    return [p for p in datasets_using_id(folder, dataset_id) if p.name != name]
-
-
-def _link_or_copy(target: Path, link: Path) -> str:
-    """Make ``link`` point at ``target`` (same dataset folder): relative symlink, else hard link, else copy."""
-    try:
-        os.symlink(os.path.relpath(target, link.parent), link)
-        return "symlink"
-    except (OSError, NotImplementedError):
-        pass
-    try:
-        os.link(target, link)
-        return "hard link"
-    except OSError:
-        shutil.copyfile(target, link)
-        return "copy"
-
-
-def _write_json(path: Path, content: object) -> None:
-    path.write_text(json.dumps(content, indent=2) + "\n")
-
-
-def _install_splits(splits: object, preprocessed_dir: Path) -> tuple[Path, Callable[[], None]]:
-    """Write splits_final.json into the preprocessed dataset folder; return (path, undo)."""
-    created_dir = not preprocessed_dir.exists()
-    preprocessed_dir.mkdir(parents=True, exist_ok=True)
-    target = preprocessed_dir / "splits_final.json"
-    previous = target.read_bytes() if target.is_file() else None
-    fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX + "splits_", suffix=".json", dir=preprocessed_dir)
-    os.close(fd)
-    try:
-        _write_json(Path(tmp_name), splits)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-    def undo() -> None:
-        if previous is not None:
-            target.write_bytes(previous)
-        else:
-            target.unlink(missing_ok=True)
-            if created_dir:
-                shutil.rmtree(preprocessed_dir, ignore_errors=True)
-
-    return target, undo
-
-
-def _move_into_place(built: Path, dest: Path) -> None:
-    """Rename the finished temporary folder to ``dest``, replacing an existing one (``--overwrite``)."""
-    if not dest.exists() and not dest.is_symlink():
-        os.rename(built, dest)
-        return
-    old = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX + "old_" + dest.name + "_", dir=dest.parent))
-    old.rmdir()
-    os.rename(dest, old)
-    try:
-        os.rename(built, dest)
-    except BaseException:
-        os.rename(old, dest)
-        raise
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old)
-    else:
-        old.unlink()
-
-
-def default_num_processes() -> int:
-    """Worker processes used by default: all cores, at most 8 (conversion is I/O and zlib bound)."""
-    return max(1, min(8, os.cpu_count() or 1))
 
 
 def plan_conversion(
@@ -223,12 +127,7 @@ def plan_conversion(
     Raises:
         ConversionError: naming what is wrong (the id, a variable, a file, a case, existing data).
     """
-    if not 1 <= int(dataset_id) <= 999:
-        raise ConversionError(f"dataset id must be between 1 and 999, got {dataset_id}")
-    raw_root, preprocessed_root = nnunet_folders()
-    name = dataset_folder_name(int(dataset_id))
-    dest = raw_root / name
-    preprocessed_dir = preprocessed_root / name
+    target = dataset_target(dataset_id, DATASET_NAME)
 
     layout = detect_layout(Path(src), fmt)
     spacing_xyz = layout.source.check_spacing(spacing)
@@ -250,23 +149,8 @@ def plan_conversion(
             "the TransUNet split needs at least one of each"
         )
 
-    # Refuse before doing any work: existing data, ambiguous ids.
-    if (dest.exists() or dest.is_symlink()) and not overwrite:
-        raise ConversionError(f"{dest} already exists; pass --overwrite to replace it")
-    splits_target = preprocessed_dir / "splits_final.json"
-    if splits_target.exists() and not overwrite:
-        raise ConversionError(
-            f"{splits_target} already exists (from an earlier conversion?); pass --overwrite to replace it"
-        )
-    conflicts = _conflicting_datasets(raw_root, int(dataset_id), name) + _conflicting_datasets(
-        preprocessed_root, int(dataset_id), name
-    )
-    if conflicts:
-        raise ConversionError(
-            f"dataset id {dataset_id} is already used by {', '.join(str(c) for c in conflicts)}; choose another -d"
-        )
-    return ConversionPlan(layout.source, layout.root, cases, spacing_xyz, raw_root, dest, preprocessed_dir,
-                          missing_train, missing_test, overwrite)
+    refuse_existing(target, overwrite)  # before doing any work
+    return ConversionPlan(layout.source, layout.root, cases, spacing_xyz, target, missing_train, missing_test)
 
 
 def build_dataset(plan: ConversionPlan, num_processes: int, progress: bool) -> BuiltDataset:
@@ -274,69 +158,38 @@ def build_dataset(plan: ConversionPlan, num_processes: int, progress: bool) -> B
 
     The folder is removed again when anything fails.
     """
-    plan.raw_root.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{plan.dest.name}_", dir=plan.raw_root))
-    try:
-        # mkdtemp makes the folder private (0700); the dataset gets the usual umask permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(folder, 0o777 & ~umask)
-        dirs = {sub: folder / sub for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs")}
-        for sub_dir in dirs.values():
-            sub_dir.mkdir()
-        tasks = [(plan.source.convert_case, case, dirs["imagesTr"], dirs["labelsTr"], plan.spacing)
+
+    def fill(folders: dict[str, Path]) -> tuple[list[CaseResult], list[dict[str, list[str]]], set[str]]:
+        tasks = [(plan.source.convert_case, case, folders["imagesTr"], folders["labelsTr"], plan.spacing)
                  for case in plan.cases.values()]
         results = sorted(run_tasks(_convert_task, tasks, num_processes, progress, desc="Converting Synapse",
-                                   initializer=_worker_init, spawn=True),
+                                   initializer=one_itk_thread, spawn=True),
                          key=lambda r: r.case_id)
-
         link_kinds = set()
         for case_id in plan.test_cases:
             case = case_name(case_id)
             for sub, file_name in (("images", f"{case}_0000{FILE_ENDING}"), ("labels", f"{case}{FILE_ENDING}")):
-                link_kinds.add(_link_or_copy(dirs[f"{sub}Tr"] / file_name, dirs[f"{sub}Ts"] / file_name))
+                link_kinds.add(link_or_copy(folders[f"{sub}Tr"] / file_name, folders[f"{sub}Ts"] / file_name))
         if "copy" in link_kinds:
             logger.warning("this file system supports neither symbolic nor hard links; test cases were copied")
-
         splits = make_splits(plan.cases)
-        _write_json(
-            folder / "dataset.json",
-            make_dataset_json(
-                len(results),
-                plan.source.name,
-                plan.source.spacing_note(plan.spacing),
-                extra={"numTest": len(plan.test_cases), "test_cases": splits[0]["val"]},
-            ),
-        )
-        _write_json(folder / "splits_final.json", splits)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+        write_json(folders["root"] / "dataset.json", make_dataset_json(
+            len(results), plan.source.name, plan.source.spacing_note(plan.spacing),
+            extra={"numTest": len(plan.test_cases), "test_cases": splits[0]["val"]}))
+        write_json(folders["root"] / SPLITS_FILE, splits)
+        return results, splits, link_kinds
+
+    folder, (results, splits, link_kinds) = build(plan.target, fill)
     return BuiltDataset(folder, results, splits, link_kinds)
 
 
 def publish_dataset(plan: ConversionPlan, built: BuiltDataset) -> ConversionSummary:
     """Install ``splits_final.json`` in ``$nnUNet_preprocessed`` and rename the built folder into place
     (replacing the old dataset with ``overwrite``); undone when the rename fails."""
-    try:
-        splits_file, undo_splits = _install_splits(built.splits, plan.preprocessed_dir)
-        try:
-            _move_into_place(built.folder, plan.dest)
-        except BaseException:
-            undo_splits()
-            raise
-    except BaseException:
-        shutil.rmtree(built.folder, ignore_errors=True)
-        raise
-
-    if plan.overwrite and any(p.name != "splits_final.json" for p in plan.preprocessed_dir.iterdir()):
-        logger.warning(
-            "%s holds preprocessed data from before this conversion; rerun nnUNetv2_plan_and_preprocess "
-            "with --clean", plan.preprocessed_dir,
-        )
+    splits_file = publish(plan.target, built.folder, built.splits)
     totals = np.sum([r.voxels_per_label for r in built.results], axis=0)
     summary = ConversionSummary(
-        dataset_dir=plan.dest,
+        dataset_dir=plan.target.dest,
         splits_file=splits_file,
         source_format=plan.source.name,
         cases=[r.case_id for r in built.results],

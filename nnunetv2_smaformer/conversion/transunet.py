@@ -321,7 +321,7 @@ def convert_case(case: TransUNetCase, images_dir: Path, labels_dir: Path, spacin
                     f"but {case.files[0].name} has {images[0].shape}"
                 )
             _check_transunet_image(image, path, case.case_id)
-            labels.append(check_label_values(label, MAX_BENCHMARK_LABEL, path, case.case_id))
+            labels.append(check_label_values(label, MAX_BENCHMARK_LABEL, path, case_name(case.case_id)))
             images.append(image)
         volume = np.stack(images, axis=0)
         label_volume = np.stack(labels, axis=0)
@@ -329,7 +329,7 @@ def convert_case(case: TransUNetCase, images_dir: Path, labels_dir: Path, spacin
         path = case.files[0]
         volume, raw_label = _load_h5_volume(path, case.case_id)
         _check_transunet_image(volume, path, case.case_id)
-        label_volume = check_label_values(raw_label, MAX_BENCHMARK_LABEL, path, case.case_id)
+        label_volume = check_label_values(raw_label, MAX_BENCHMARK_LABEL, path, case_name(case.case_id))
     else:  # pragma: no cover - scan only makes these two kinds
         raise ValueError(f"unknown TransUNet case kind {case.kind!r}")
 
