@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nnunetv2_smaformer"
 LAYERS = {
     "errors": 0, "paths": 0,
     "network": 1, "precision": 1, "pretrained": 1,
-    "synapse": 2, "parallel": 2, "quiet": 2, "markdown": 2, "machine": 2, "processes": 2, "nnunet_env": 2,
+    "synapse": 2, "acdc": 2, "parallel": 2, "quiet": 2, "markdown": 2, "machine": 2, "processes": 2, "nnunet_env": 2,
     "nnunet_bridge": 2, "nnunet_commands": 2, "forward_cost": 2, "model_folder": 2,
     "training": 2, "whole_slice": 2, "conversion": 2, "evaluation": 2,
     # Orchestration, in its own order: the demo builds on the comparison, which builds on the speed measurements.

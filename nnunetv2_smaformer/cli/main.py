@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "evaluate",
     "overlay",
     "convert_synapse",
+    "convert_acdc",
     "make_phantom",
 )
 
