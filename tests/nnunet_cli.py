@@ -91,7 +91,7 @@ def _predict_command(images: Path, out: Path, dataset_id: int, trainer: str, con
     3 + 3 worker processes, which on 2 cores cost more start-up than they save); without, nnU-Net's sequential path
     (``-npp 0 -nps 0``: all in one process), which spares the two workers' start-up (each imports nnU-Net anew)."""
     return predict_command(images, out, dataset_id=dataset_id, configuration=configuration, trainer=trainer,
-                           processes=1 if workers else 0, extra=[str(e) for e in extra])
+                           processes=1 if workers else 0, extra=extra)
 
 
 def predict_in_parallel(env: dict[str, str], images: Path, outputs: dict[str, Path], dataset_id: int,

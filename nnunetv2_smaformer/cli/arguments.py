@@ -70,6 +70,18 @@ def add_output(parser: argparse.ArgumentParser, help: str, *, required: bool = T
                         metavar=metavar, help=help)
 
 
+def add_conversion_options(parser: argparse.ArgumentParser, dataset: str) -> None:
+    """What every converter takes: ``-d/--dataset-id``, ``--overwrite``, ``-np/--num-processes`` and the progress
+    switch; ``dataset`` is the converted folder's name as the help shows it (``DatasetID_<dataset>``)."""
+    parser.add_argument("-d", "--dataset-id", type=dataset_id, required=True, metavar="ID",
+                        help=f"nnU-Net dataset id (1-999); the dataset is named DatasetID_{dataset}")
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace an existing DatasetID_{dataset} and its splits_final.json")
+    parser.add_argument("-np", "--num-processes", type=positive_int, default=None, metavar="N",
+                        help="worker processes (default: number of CPUs, at most 8)")
+    add_progress(parser, default=True)
+
+
 def add_progress(parser: argparse.ArgumentParser, default: bool) -> None:
     """``--progress/--no-progress``: progress bars on stderr."""
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=default,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from nnunetv2_smaformer.acdc import DATASET_NAME, DEFAULT_SPACING_ZYX, NUM_FOLDS
-from nnunetv2_smaformer.cli.arguments import add_progress, dataset_id, positive_int
+from nnunetv2_smaformer.cli.arguments import add_conversion_options
 from nnunetv2_smaformer.cli.output import print_result
 
 _SPACING = " ".join(f"{s:g}" for s in DEFAULT_SPACING_ZYX)
@@ -28,16 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("src", metavar="SRC", help="folder holding the SSL4MIS lists and data/")
-    parser.add_argument("-d", "--dataset-id", type=dataset_id, required=True, metavar="ID",
-                        help="nnU-Net dataset id (1-999)")
+    add_conversion_options(parser, "NAME")
     parser.add_argument("--spacing", type=float, nargs=3, metavar=("Z", "Y", "X"), default=None,
                         help=f"voxel spacing in mm for every volume (default: {_SPACING})")
     parser.add_argument("--name", default=DATASET_NAME, help=f"dataset name: DatasetID_NAME (default: {DATASET_NAME})")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing DatasetID_NAME and its splits_final.json")
-    parser.add_argument("-np", "--num-processes", type=positive_int, default=None, metavar="N",
-                        help="worker processes (default: number of CPUs, at most 8)")
-    add_progress(parser, default=True)
     parser.set_defaults(func=run)
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from nnunetv2_smaformer.cli.arguments import add_progress, dataset_id, positive_int
+from nnunetv2_smaformer.cli.arguments import add_conversion_options
 from nnunetv2_smaformer.cli.output import print_result
-from nnunetv2_smaformer.synapse import SYNAPSE_SPACING
+from nnunetv2_smaformer.synapse import DATASET_NAME, SYNAPSE_SPACING
 
 _DESCRIPTION = """\
 Convert the Synapse multi-organ CT data into $nnUNet_raw/DatasetID_Synapse (8 benchmark organs,
@@ -25,12 +25,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("src", metavar="SRC", help="folder holding the BTCV or TransUNet release")
-    parser.add_argument("-d", "--dataset-id", type=dataset_id, required=True, metavar="ID",
-                        help="nnU-Net dataset id (1-999); the dataset is named DatasetID_Synapse")
+    add_conversion_options(parser, DATASET_NAME)
     parser.add_argument("--format", dest="fmt", choices=("auto", "btcv", "transunet"), default="auto",
                         help="source layout (default: detected)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing DatasetID_Synapse and its splits_final.json")
     parser.add_argument("--spacing", type=float, nargs=3, metavar=("X", "Y", "Z"), default=None,
                         help="voxel spacing in mm for TransUNet volumes, which store none "
                              f"(default: {' '.join(str(s) for s in SYNAPSE_SPACING)})")
@@ -39,9 +36,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                              "the data, in lists_Synapse/ or lists/lists_Synapse/)")
     parser.add_argument("--require-all", action="store_true",
                         help="fail unless all 30 Synapse cases are present (default: warn and split what exists)")
-    parser.add_argument("-np", "--num-processes", type=positive_int, default=None, metavar="N",
-                        help="worker processes (default: number of CPUs, at most 8)")
-    add_progress(parser, default=True)
     parser.set_defaults(func=run)
 
 

@@ -275,11 +275,12 @@ def convert_acdc(src: Path | str, dataset_id: int, spacing_zyx: Sequence[float] 
     workers = default_num_processes() if num_processes is None else max(1, int(num_processes))
     logger.info("found %d ACDC volume(s) in %s; spacing assumed %s mm (z, y, x): the h5 files store none", len(volumes),
                 src, " x ".join(f"{s:g}" for s in spacing))
-    return _publish(target, *_build(target, volumes, splits, spacing, name, workers, progress), volumes, spacing)
+    folder, counts = _build(target, volumes, splits, spacing, name, workers, progress)
+    return _publish(target, folder, counts, splits, volumes, spacing)
 
 
 def _build(target: DatasetTarget, volumes: list[AcdcVolume], splits: list, spacing: tuple[float, float, float],
-           name: str, workers: int, progress: bool) -> tuple[Path, list[list[int]], list]:
+           name: str, workers: int, progress: bool) -> tuple[Path, list[list[int]]]:
     def fill(folders: dict[str, Path]) -> list[list[int]]:
         tasks = [(v, folders["imagesTs" if v.test else "imagesTr"], folders["labelsTs" if v.test else "labelsTr"],
                   spacing) for v in volumes]
@@ -289,8 +290,7 @@ def _build(target: DatasetTarget, volumes: list[AcdcVolume], splits: list, spaci
         write_json(folders["root"] / SPLITS_FILE, splits)
         return counts
 
-    folder, counts = build(target, fill)
-    return folder, counts, splits
+    return build(target, fill)
 
 
 def _publish(target: DatasetTarget, folder: Path, counts: list[list[int]], splits: list, volumes: list[AcdcVolume],
