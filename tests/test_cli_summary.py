@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 
 def run(cmd, **kw):
@@ -40,3 +41,18 @@ def test_summary_options_change_the_network(smaformer_bin):
                         ("head", "873")]:  # plain 1x1 conv 96 -> 9 with bias
         assert re.search(rf"^\s+{part}\s+{count}$", out, re.M), (part, out)
     assert "at 1x2x256x256" in out
+
+
+def test_summary_variants_table_is_the_one_in_the_docs(smaformer_bin):
+    result = run([smaformer_bin, "summary", "--variants"])
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("|")[1].strip(" `"): line for line in result.stdout.splitlines() if line.startswith("| `")}
+    assert list(rows) == ["nnUNetTrainerSMAFormerV2", "nnUNetTrainerSMAFormerV2_noEdge",
+                          "nnUNetTrainerSMAFormerV2_noEncoderSMA", "nnUNetTrainerSMAFormerV2_noDecoderSMA",
+                          "nnUNetTrainerSMAFormerV2_noSMA"]
+    params = {name: int(line.split("|")[3].strip().replace(",", "")) for name, line in rows.items()}
+    assert params["nnUNetTrainerSMAFormerV2"] == 42_681_824  # the default's total in the per-part summary
+    assert params["nnUNetTrainerSMAFormerV2_noSMA"] < params["nnUNetTrainerSMAFormerV2_noDecoderSMA"] < params[
+        "nnUNetTrainerSMAFormerV2_noEncoderSMA"] < params["nnUNetTrainerSMAFormerV2"]
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "network.md").read_text()
+    assert result.stdout.strip() in docs, "docs/network.md's ablation table is not smaformer summary --variants' output"

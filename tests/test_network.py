@@ -209,3 +209,46 @@ def test_shifted_window_masks_are_cached_per_feature_size():
         assert block.get_attn_mask(x) is mask
         assert torch.equal(mask, SwinTransformerBlock.get_attn_mask(block, x))
         assert mask.shape == ((size // 8) ** 2, 64, 64)
+
+
+@pytest.mark.parametrize("encoder_sma,decoder_sma", [(False, False), (False, True), (True, False)])
+def test_sma_ablations_remove_exactly_the_sma_parts(encoder_sma, decoder_sma):
+    from nnunetv2_smaformer.network.decoder import SMATransformerBlock
+
+    full = SMAFormerV2(in_channels=1, num_classes=4, deep_supervision=True)
+    ablated = SMAFormerV2(in_channels=1, num_classes=4, deep_supervision=True, encoder_sma=encoder_sma,
+                          decoder_sma=decoder_sma)
+    # The SMA parts, counted from the full network's module tree: SMA modules outside the decoder's blocks (the
+    # encoder's four) and the decoder's SMA transformer blocks (their SMA, E-MLP and norms).
+    in_blocks = {id(m) for block in full.modules() if isinstance(block, SMATransformerBlock) for m in block.modules()}
+    encoder_parts = [m for m in full.modules() if isinstance(m, SMA) and id(m) not in in_blocks]
+    decoder_parts = [m for m in full.modules() if isinstance(m, SMATransformerBlock)]
+    assert len(encoder_parts) == 4 and len(decoder_parts) == 6
+    removed = (0 if encoder_sma else sum(map(n_params, encoder_parts))) + (
+        0 if decoder_sma else sum(map(n_params, decoder_parts)))
+    assert n_params(full) - n_params(ablated) == removed > 0
+    # What stays is the full network's, key for key: the ablated state dict loads into the full network's subset.
+    full_keys = set(full.state_dict())
+    assert set(ablated.state_dict()) <= full_keys
+    assert any(isinstance(m, SMA) for m in ablated.encoder.modules()) == encoder_sma
+    outputs = ablated(torch.randn(2, 1, 64, 64))
+    assert [tuple(o.shape) for o in outputs] == [(2, 4, 64, 64), (2, 4, 16, 16), (2, 4, 8, 8), (2, 4, 4, 4)]
+    sum(o.float().mean() for o in outputs).backward()
+    assert all(p.grad is not None for p in ablated.parameters())
+
+
+def test_ablation_trainers_build_the_ablated_networks():
+    from nnunetv2_smaformer.training import (
+        nnUNetTrainerSMAFormerV2_noDecoderSMA,
+        nnUNetTrainerSMAFormerV2_noEncoderSMA,
+        nnUNetTrainerSMAFormerV2_noSMA,
+    )
+
+    def built(trainer):
+        return trainer.build_network_architecture(None, None, 1, 3, enable_deep_supervision=False)
+
+    no_sma, no_encoder, no_decoder = map(built, (nnUNetTrainerSMAFormerV2_noSMA, nnUNetTrainerSMAFormerV2_noEncoderSMA,
+                                                 nnUNetTrainerSMAFormerV2_noDecoderSMA))
+    assert n_params(no_sma.encoder.sma) == n_params(no_encoder.encoder.sma) == 0 < n_params(no_decoder.encoder.sma)
+    assert all(len(stage.blocks) == 0 for stage in [*no_sma.decoder.stages, *no_decoder.decoder.stages])
+    assert all(len(stage.blocks) == 2 for stage in no_encoder.decoder.stages)

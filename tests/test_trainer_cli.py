@@ -242,3 +242,14 @@ def test_3d_configuration_is_refused(ct):
     assert result.returncode != 0
     assert "is a 2D network" in result.stderr and "'2d'" in result.stderr
     assert not model_folder(ct, "Dataset501_TinyCT", SMOKE, "3d_fullres").exists()
+
+
+def test_no_sma_ablation_trains_a_smoke_epoch(ct):
+    trainer = "nnUNetTrainerSMAFormerV2_noSMA_smokeTest"
+    run(["nnUNetv2_train", "501", "2d", "1", "-tr", trainer, "-device", "cpu"], ct)
+    fold = model_folder(ct, "Dataset501_TinyCT", trainer) / "fold_1"
+    weights = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)["network_weights"]
+    ablated = [k for k in weights if k.startswith("encoder.sma.") or re.match(r"decoder\.stages\.\d\.blocks", k)]
+    assert not ablated
+    assert any(key.startswith("encoder.swin.") for key in weights) and "decoder.stages.0.fuse.0.weight" in weights
+    assert json.loads((fold / "validation" / "summary.json").read_text())["foreground_mean"]["Dice"] >= 0

@@ -11,6 +11,9 @@ from torch import nn
 from nnunetv2_smaformer.network.attention import SMA
 from nnunetv2_smaformer.network.checkpoint_compat import FoldsLegacyConvBias
 
+#: SMA transformer blocks in each decoder stage, as in the original.
+DECODER_BLOCKS_PER_STAGE = 2
+
 
 class SegmentationLayer(nn.Module):
     """1x1 conv from features to class logits: ``[B, C, H, W] -> [B, num_classes, H, W]``.
@@ -189,7 +192,8 @@ class SMAFormerDecoder(nn.Module):
         use_edge_enhancement: Sobel edge head; otherwise a plain 1x1 conv.
         deep_supervision: Return the auxiliary outputs as well.
         drop_path_rates: One stochastic-depth rate per SMA transformer block, deepest stage first.
-        blocks_per_stage: SMA transformer blocks in each decoder stage.
+        blocks_per_stage: SMA transformer blocks in each decoder stage; 0 leaves each stage its up-sampling, skip
+            fusion and LayerNorm (the ablation without the decoder's SMA blocks).
     """
 
     def __init__(
@@ -199,12 +203,14 @@ class SMAFormerDecoder(nn.Module):
         use_edge_enhancement: bool = True,
         deep_supervision: bool = False,
         drop_path_rates: Sequence[float] | None = None,
-        blocks_per_stage: int = 2,
+        blocks_per_stage: int = DECODER_BLOCKS_PER_STAGE,
     ) -> None:
         super().__init__()
         self.deep_supervision = deep_supervision
         channels = list(encoder_channels)
         num_stages = len(channels) - 1
+        if blocks_per_stage < 0:
+            raise ValueError(f"blocks_per_stage must be >= 0, got {blocks_per_stage}")
         rates = list(drop_path_rates) if drop_path_rates is not None else [0.0] * (num_stages * blocks_per_stage)
         if len(rates) != num_stages * blocks_per_stage:
             raise ValueError(f"expected {num_stages * blocks_per_stage} drop-path rates, got {len(rates)}")

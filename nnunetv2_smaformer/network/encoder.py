@@ -71,6 +71,8 @@ class SMASwinEncoder(nn.Module):
             feature size (and shifting switched off), exactly as Swin does; other sizes still run.
         window_size: Attention window. 8 divides the 64/32/16/8 feature maps of a 256 input.
         drop_path_rate: Stochastic depth, increased linearly over the 12 Swin blocks.
+        use_sma: SMA after every stage; ``False`` puts identities in their place (the ablation of a plain Swin-T
+            encoder: same features, same state-dict keys for Swin, no ``sma.*`` keys).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class SMASwinEncoder(nn.Module):
         img_size: int | tuple[int, int] = 256,
         window_size: int = 8,
         drop_path_rate: float = 0.2,
+        use_sma: bool = True,
     ) -> None:
         super().__init__()
         self.swin = SwinTransformer(
@@ -97,7 +100,7 @@ class SMASwinEncoder(nn.Module):
             strict_img_size=False,
         )
         self.channels: tuple[int, ...] = tuple(SWIN_T_EMBED_DIM * 2**i for i in range(len(SWIN_T_DEPTHS)))
-        self.sma = nn.ModuleList(SMA(c) for c in self.channels)
+        self.sma = nn.ModuleList(SMA(c) if use_sma else nn.Identity() for c in self.channels)
         for block in self.swin_blocks():
             # timm leaves fused attention off for Swin by default; SDPA is exact and faster.
             block.attn.fused_attn = True

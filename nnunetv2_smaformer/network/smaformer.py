@@ -11,7 +11,7 @@ import torch
 from dynamic_network_architectures.architectures.abstract_arch import AbstractDynamicNetworkArchitectures
 from torch import nn
 
-from nnunetv2_smaformer.network.decoder import SMAFormerDecoder
+from nnunetv2_smaformer.network.decoder import DECODER_BLOCKS_PER_STAGE, SMAFormerDecoder
 from nnunetv2_smaformer.network.encoder import InputProjection, SMASwinEncoder
 from nnunetv2_smaformer.network.stride import NETWORK_STRIDE
 from nnunetv2_smaformer.paths import PathLike
@@ -49,6 +49,10 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
             these that the device supports, else without autocast (fp32); ``()`` always fp32; ``None``
             (default) whatever autocast is active. Not saved with the weights: whoever builds the network
             sets it (the trainer, from its precision).
+        encoder_sma: The SMA module after each of the four Swin stages; ``False`` replaces them by identities.
+        decoder_sma: The SMA transformer blocks (SMA + E-MLP, two per stage) of the decoder; ``False`` replaces them
+            by identities and keeps each stage's up-sampling, skip fusion and LayerNorm. With both off the network is
+            a plain Swin U-Net: input projection, Swin-T, that decoder, the head (the ablation of everything SMA adds).
     """
 
     def __init__(
@@ -61,6 +65,8 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
         drop_path_rate: float = 0.2,
         img_size: int = 256,
         autocast_dtypes: Sequence[torch.dtype] | None = None,
+        encoder_sma: bool = True,
+        decoder_sma: bool = True,
     ) -> None:
         super().__init__()
         if in_channels < 1 or num_classes < 1:
@@ -76,8 +82,10 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
         self.autocast_dtypes: tuple[torch.dtype, ...] | None = (
             None if autocast_dtypes is None else tuple(autocast_dtypes))
         self.input_proj = InputProjection(in_channels)
-        self.encoder = SMASwinEncoder(img_size=img_size, window_size=window_size, drop_path_rate=drop_path_rate)
-        num_decoder_blocks = 2 * (len(self.encoder.channels) - 1)
+        self.encoder = SMASwinEncoder(img_size=img_size, window_size=window_size, drop_path_rate=drop_path_rate,
+                                      use_sma=encoder_sma)
+        blocks_per_stage = DECODER_BLOCKS_PER_STAGE if decoder_sma else 0
+        num_decoder_blocks = blocks_per_stage * (len(self.encoder.channels) - 1)
         decoder_rates = torch.linspace(drop_path_rate, 0.0, num_decoder_blocks).tolist()
         self.decoder = SMAFormerDecoder(
             self.encoder.channels,
@@ -85,6 +93,7 @@ class SMAFormerV2(AbstractDynamicNetworkArchitectures):
             use_edge_enhancement=use_edge_enhancement,
             deep_supervision=deep_supervision,
             drop_path_rates=decoder_rates,
+            blocks_per_stage=blocks_per_stage,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:

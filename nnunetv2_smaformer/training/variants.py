@@ -23,6 +23,37 @@ class nnUNetTrainerSMAFormerV2_noEdge(nnUNetTrainerSMAFormerV2):
     network_kwargs = {"use_edge_enhancement": False}
 
 
+class nnUNetTrainerSMAFormerV2_noSMA(nnUNetTrainerSMAFormerV2):
+    """Everything SMA adds replaced by identity: the encoder's four SMA modules and the decoder's SMA transformer
+    blocks (ablation; a Swin U-Net with SMAFormerV2's input projection, up-sampling, fusion and head)."""
+
+    network_kwargs = {"encoder_sma": False, "decoder_sma": False}
+
+
+class nnUNetTrainerSMAFormerV2_noEncoderSMA(nnUNetTrainerSMAFormerV2):
+    """The encoder's four SMA modules replaced by identity: plain Swin-T features (ablation)."""
+
+    network_kwargs = {"encoder_sma": False}
+
+
+class nnUNetTrainerSMAFormerV2_noDecoderSMA(nnUNetTrainerSMAFormerV2):
+    """The decoder's SMA transformer blocks (SMA + E-MLP) replaced by identity; up-sampling, fusion and norm stay
+    (ablation)."""
+
+    network_kwargs = {"decoder_sma": False}
+
+
+#: The ablation table: the full network and each variant that changes what is built, with what it changes, in the
+#: order to report them. ``_noPretrain`` builds the default network (it changes only the initialisation).
+ABLATION_VARIANTS: dict[type[nnUNetTrainerSMAFormerV2], str] = {
+    nnUNetTrainerSMAFormerV2: "none (the full network)",
+    nnUNetTrainerSMAFormerV2_noEdge: "plain 1x1 head instead of the Sobel edge head",
+    nnUNetTrainerSMAFormerV2_noEncoderSMA: "the encoder's 4 SMA modules -> identity",
+    nnUNetTrainerSMAFormerV2_noDecoderSMA: "the decoder's 6 SMA transformer blocks -> identity",
+    nnUNetTrainerSMAFormerV2_noSMA: "both -> identity (a Swin U-Net)",
+}
+
+
 class nnUNetTrainerSMAFormerV2_fp16(nnUNetTrainerSMAFormerV2):
     """nnU-Net's own mixed precision on CUDA: fp16 autocast with a GradScaler, also where the device has bf16."""
 

@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 
 from nnunetv2_smaformer.training.trainer import unwrap_network
-from nnunetv2_smaformer.training.variants import nnUNetTrainerSMAFormerV2_smoke
+from nnunetv2_smaformer.training.variants import nnUNetTrainerSMAFormerV2_noSMA, nnUNetTrainerSMAFormerV2_smoke
 
 #: Prefix of the lines the probe trainer writes into its training log (read by tests/test_trainer_cli.py).
 PROBE = "probe "
@@ -111,3 +111,10 @@ class nnUNetTrainerSMAFormerV2_bf16Test(nnUNetTrainerSMAFormerV2_smoke):
 
     training_patch_size = (64, 64)
     precision = "bf16"
+
+
+class nnUNetTrainerSMAFormerV2_noSMA_smokeTest(nnUNetTrainerSMAFormerV2_smoke):
+    """The smoke budget on 64x64 patches with the _noSMA ablation's network."""
+
+    training_patch_size = (64, 64)
+    network_kwargs = nnUNetTrainerSMAFormerV2_noSMA.network_kwargs
