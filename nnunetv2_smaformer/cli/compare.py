@@ -34,15 +34,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "2D network stock nnU-Net plans for the dataset at a 256x256 patch in the same run. Writes "
         "report.md, report.json, dsc_per_organ.png and <method>/synapse_eval.{json,csv,md} into OUT_DIR.",
     )
-    parser.add_argument("--method", nargs=2, action="append", required=True, dest="methods",
-                        metavar=("MODEL_FOLDER", "PRED_FOLDER"),
+    parser.add_argument("--method", nargs="+", action="append", required=True, dest="methods",
+                        metavar="MODEL_FOLDER [PRED_FOLDER]",
                         help="an nnU-Net model folder ($nnUNet_results/DatasetXXX_Name/<Trainer>__<Plans>__<config>) "
-                        "and the folder of its predictions; give it at least twice")
+                        "and the folder of its predictions, or with --folds the model folder alone; give it at "
+                        "least twice")
     parser.add_argument("--gt", required=True, type=Path, metavar="LABELS_DIR",
                         help="ground-truth label maps, matched to predictions by file name")
     add_output(parser, "report folder", metavar="OUT_DIR")
     parser.add_argument("--fold", type=_fold, default=0, help="fold whose checkpoint describes each model: "
                         "a number or 'all' (default: 0)")
+    parser.add_argument("--folds", type=non_negative_int, nargs="+", metavar="K",
+                        help="cross-validation: pool each method's fold_K/validation predictions of these folds "
+                        "(e.g. --folds 0 1 2 3 4) instead of prediction folders; --gt is then the training labels "
+                        "(labelsTr) and the first fold's checkpoint describes each model")
     parser.add_argument("--checkpoint", default="checkpoint_final.pth", help="checkpoint file name in fold_N")
     parser.add_argument("--dataset-json", type=Path, metavar="FILE",
                         help="labels, organ names, file ending (default: the first model folder's dataset.json)")
@@ -67,18 +72,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _methods(values: list[list[str]]) -> list[tuple[str, str | None]]:
+    """``(model folder, prediction folder or None)`` per --method (which of the two forms fits is checked with
+    --folds by :meth:`CompareConfig.check`)."""
+    from nnunetv2_smaformer.errors import SMAFormerError
+
+    for given in values:
+        if len(given) > 2:
+            raise SMAFormerError(f"--method takes MODEL_FOLDER [PRED_FOLDER], got {' '.join(given)}")
+    return [(given[0], given[1] if len(given) == 2 else None) for given in values]
+
+
 def run(args: argparse.Namespace) -> int:
     from nnunetv2_smaformer.comparison.compare import CompareConfig, compare
     from nnunetv2_smaformer.comparison.report import REPORT_JSON, REPORT_MD
 
     report = compare(CompareConfig(
-        methods=[tuple(pair) for pair in args.methods], gt_dir=args.gt, out_dir=args.output, fold=args.fold,
+        methods=_methods(args.methods), gt_dir=args.gt, out_dir=args.output, fold=args.fold, folds=args.folds,
         checkpoint_name=args.checkpoint, dataset_json=args.dataset_json, hd95_unit=args.hd95_unit,
         images_dir=args.images, time_cases=args.time_cases, network_benchmark=args.network_benchmark,
         steps=args.steps, warmup=args.warmup, batch_size=args.batch_size, img_size=args.img_size,
         device=args.device, jobs=args.jobs, progress=args.progress,
     ))
-    lines = [f"{report['dataset']}: {len(report['methods'])} methods"]
+    lines = [f"{report['dataset']}: {len(report['methods'])} methods"
+             + (f", folds {' '.join(map(str, args.folds))} pooled" if args.folds else "")]
     for key, evaluation in report["methods"].items():
         model = report["models"][key]
         seconds = model["inference"]["seconds_per_case"]

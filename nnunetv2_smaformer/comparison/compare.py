@@ -6,6 +6,9 @@ predictions. It writes into ``out_dir``:
 
 * ``<method>/synapse_eval.{json,csv,md}``: the Synapse evaluation of each prediction folder
   (:func:`nnunetv2_smaformer.evaluation.evaluate.evaluate_folders`);
+
+With ``folds`` (cross-validation) a method is a model folder alone: its ``fold_k/validation`` predictions of those
+folds are pooled (:mod:`.cross_validation`) and evaluated as one set, and the report adds each fold's means.
 * ``report.json``, ``report.md``: per-organ DSC and HD95 side by side; per-case paired DSC differences of each
   method against the first, with bootstrap intervals and Wilcoxon p (:mod:`.paired`); model facts (parameters and
   GMACs of the trained network, epoch time from the checkpoint's log and from nnU-Net's benchmark
@@ -21,10 +24,12 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from nnunetv2_smaformer.comparison.cross_validation import per_fold, pool_validation
 from nnunetv2_smaformer.comparison.model_facts import (
     list_images,
     time_inference,
@@ -69,10 +74,13 @@ class CompareConfig:
     """What to compare and how.
 
     Attributes:
-        methods: ``(model folder, prediction folder)`` per method, at least two, same dataset.
+        methods: ``(model folder, prediction folder)`` per method, at least two, same dataset; with ``folds``,
+            ``(model folder, None)``.
         gt_dir: reference label maps (e.g. ``labelsTr`` or ``labelsTs``), matched by file name.
         out_dir: where ``report.{md,json}``, ``dsc_per_organ.png`` and ``<method>/synapse_eval.*`` go.
         fold, checkpoint_name: which checkpoint of each model folder describes the model.
+        folds: cross-validation: pool each method's ``fold_k/validation`` predictions of these folds instead of
+            reading prediction folders; the first of them is the fold whose checkpoint describes the model.
         dataset_json: labels, organ names and file ending; default: the first model folder's.
         hd95_unit: ``"voxel"`` (published tables) or ``"mm"``.
         images_dir: raw images (``CASE_0000.nii.gz``) to time inference on, the first ``time_cases``
@@ -88,6 +96,7 @@ class CompareConfig:
     out_dir: PathLike
     fold: int | str = 0
     checkpoint_name: str = DEFAULT_CHECKPOINT
+    folds: Sequence[int] | None = None
     dataset_json: PathLike | None = None
     hd95_unit: str = "voxel"
     images_dir: PathLike | None = None
@@ -108,6 +117,16 @@ class CompareConfig:
                 f"compare needs at least 2 methods (--method MODEL_FOLDER PRED_FOLDER), got {len(self.methods)}")
         if self.hd95_unit not in HD95_UNITS:
             raise SMAFormerError(f"hd95_unit must be one of {HD95_UNITS}, got {self.hd95_unit!r}")
+        if self.folds is not None:
+            if not self.folds or len(set(self.folds)) != len(self.folds) or min(self.folds) < 0:
+                raise SMAFormerError(f"folds must be distinct fold numbers >= 0, got {list(self.folds)}")
+            given = [str(pred) for _, pred in self.methods if pred is not None]
+            if given:
+                raise SMAFormerError("with folds (cross-validation) a method is its model folder alone: predictions "
+                                     f"are read from fold_k/validation, not from {', '.join(given)}")
+        elif any(pred is None for _, pred in self.methods):
+            raise SMAFormerError("every method needs a prediction folder (MODEL_FOLDER PRED_FOLDER), unless folds "
+                                 "are given (cross-validation)")
         if self.time_cases < 1:
             raise SMAFormerError(f"time_cases must be at least 1, got {self.time_cases}")
 
@@ -121,7 +140,7 @@ class _Method:
     checkpoint: dict
     trainer: str
     configuration: str
-    predictions: Path
+    predictions: Path | None  # with cross-validation, the pooled validation predictions once linked
 
 
 def compare(config: CompareConfig) -> dict:
@@ -135,36 +154,44 @@ def compare(config: CompareConfig) -> dict:
         SMAFormerError / EvaluationError: bad folders, different datasets or cases, missing files.
     """
     config.check()
-    folders = [inspect_model_folder(model, config.fold, config.checkpoint_name) for model, _ in config.methods]
-    predictions = [Path(pred).expanduser().resolve() for _, pred in config.methods]
+    fold = config.folds[0] if config.folds else config.fold
+    folders = [inspect_model_folder(model, fold, config.checkpoint_name) for model, _ in config.methods]
+    predictions = [None if pred is None else Path(pred).expanduser().resolve() for _, pred in config.methods]
     for pred in predictions:
-        if not pred.is_dir():
+        if pred is not None and not pred.is_dir():
             raise EvaluationError(f"prediction folder {pred} does not exist")
     dataset_name = check_same_dataset(folders)
     dataset_json = (Path(config.dataset_json).expanduser().resolve() if config.dataset_json
                     else folders[0].dataset_json_path)
     out_dir = Path(config.out_dir).expanduser().resolve()
+    file_ending = read_json(dataset_json, "dataset.json").get("file_ending", ".nii.gz")
 
     import torch
 
     if torch.device(config.device).type == "cuda" and not torch.cuda.is_available():
         raise SMAFormerError(f"device {config.device}: CUDA is not available on this machine")
 
-    with temporary_environ():  # trained networks and nnUNetPredictor look their trainer up by name
+    with temporary_environ(), tempfile.TemporaryDirectory(prefix="smaformer_compare_") as tmp:
+        # trained networks and nnUNetPredictor look their trainer up by name
         methods = _load_methods(folders, predictions)
+        case_folds = None
+        if config.folds:
+            pooled, case_folds = pool_validation(folders, [m.key for m in methods], config.folds, file_ending,
+                                                 Path(tmp))
+            methods = [replace(m, predictions=p) for m, p in zip(methods, pooled)]
         evaluations = _evaluate(methods, config, dataset_json)
         evaluation_files = _write_evaluations(evaluations, out_dir)
         image_cases = None
         if config.images_dir is not None:
-            file_ending = read_json(dataset_json, "dataset.json").get("file_ending", ".nii.gz")
             image_cases = list_images(config.images_dir, file_ending, config.time_cases)
-        models = {m.key: _model_facts(m, config, image_cases, evaluation_files[m.key]) for m in methods}
+        models = {m.key: _model_facts(m, config, fold, image_cases, evaluation_files[m.key]) for m in methods}
         del methods  # the checkpoints
         network = _network(folders, models, config)
 
     report = {
         "dataset": dataset_name,
-        "fold": config.fold,
+        "fold": fold,
+        "folds": list(config.folds) if config.folds else None,
         "ground_truth": str(Path(config.gt_dir).expanduser().resolve()),
         "dataset_json": str(dataset_json),
         "hd95_unit": config.hd95_unit,
@@ -176,6 +203,9 @@ def compare(config: CompareConfig) -> dict:
         "files": {"markdown": str(out_dir / REPORT_MD), "json": str(out_dir / REPORT_JSON),
                   "dsc_chart": str(out_dir / DSC_PNG)},
     }
+    if case_folds is not None:
+        report["cross_validation"] = {"folds": list(config.folds), "case_folds": case_folds,
+                                      "per_fold": per_fold(evaluations, case_folds)}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_dsc_chart(evaluations, out_dir / DSC_PNG, title=f"DSC per organ, {dataset_name}")
     (out_dir / REPORT_MD).write_text(render_markdown(report, evaluations), encoding="utf-8")
@@ -184,7 +214,7 @@ def compare(config: CompareConfig) -> dict:
     return report
 
 
-def _load_methods(folders: list[ModelFolder], predictions: list[Path]) -> list[_Method]:
+def _load_methods(folders: list[ModelFolder], predictions: list[Path | None]) -> list[_Method]:
     """Checkpoints read; trainer and configuration from the checkpoint, else from the folder name."""
     checkpoints = [load_checkpoint(folder.checkpoint) for folder in folders]
     trainers = [str(ckpt.get("trainer_name") or folder.trainer) for folder, ckpt in zip(folders, checkpoints)]
@@ -219,20 +249,23 @@ def _write_evaluations(evaluations: dict[str, EvaluationResult], out_dir: Path) 
     return files
 
 
-def _model_facts(method: _Method, config: CompareConfig, image_cases: list[list[str]] | None,
+def _model_facts(method: _Method, config: CompareConfig, fold: int | str, image_cases: list[list[str]] | None,
                  evaluation_files: dict[str, str]) -> dict[str, object]:
     """Facts of one trained model: names, network size and cost, epoch times, inference time."""
+    predictions = (f"{method.folder.path}/fold_{{{','.join(map(str, config.folds))}}}/validation" if config.folds
+                   else str(method.predictions))
     facts: dict[str, object] = {
-        "model_folder": str(method.folder.path), "prediction_folder": str(method.predictions),
+        "model_folder": str(method.folder.path), "prediction_folder": predictions,
         "trainer": method.trainer, "plans": method.folder.plans_name, "configuration": method.configuration,
-        "fold": config.fold, "checkpoint": str(method.folder.checkpoint),
+        "fold": fold, "checkpoint": str(method.folder.checkpoint),
     }
     facts.update(trained_network_facts(method.folder, method.checkpoint, method.trainer, method.configuration))
     facts.update(epoch_times(method.checkpoint))
-    facts["benchmark_epochs"] = find_benchmark_results(method.folder, method.trainer, method.configuration, config.fold)
+    facts["benchmark_epochs"] = find_benchmark_results(method.folder, method.trainer, method.configuration, fold)
     if image_cases is not None:
-        facts["inference"] = time_inference(method.folder, config.fold, config.checkpoint_name, image_cases,
-                                            config.device)
+        facts["inference"] = time_inference(method.folder, fold, config.checkpoint_name, image_cases, config.device)
+    elif config.folds:
+        facts["inference"] = {"seconds_per_case": None, "source": "not measured (validation predictions)"}
     else:
         facts["inference"] = (read_timing_file(method.predictions)
                               or {"seconds_per_case": None, "source": "not measured"})

@@ -125,10 +125,36 @@ def _paired_section(paired: list[dict[str, object]], evaluations: dict[str, Eval
     return lines
 
 
+def _cross_validation_section(report: dict) -> list[str]:
+    """Per fold, each method's mean DSC and HD95 over the fold's validation cases, then the pooled figures."""
+    cv = report.get("cross_validation")
+    if not cv:
+        return []
+    keys = list(report["methods"])
+    unit = "voxels" if report["hd95_unit"] == "voxel" else "mm"
+    rows = []
+    for fold in map(str, cv["folds"]):
+        entries = [cv["per_fold"][key][fold] for key in keys]
+        rows.append([fold, str(entries[0]["n_cases"]), *(f"{100 * e['mean']['dice']:.2f}" for e in entries),
+                     *(f"{e['mean']['hd95']:.2f}" for e in entries)])
+    pooled = [report["methods"][key] for key in keys]
+    rows.append(["**pooled**", str(pooled[0]["n_cases"]), *(f"**{100 * e['mean']['dice']:.2f}**" for e in pooled),
+                 *(f"**{e['mean']['hd95']:.2f}**" for e in pooled)])
+    return ["## Cross-validation folds", "",
+            "Per fold: the mean over its validation cases per organ, then over organs. Pooled: all folds' cases as "
+            "one set (the tables above and the paired statistics).", "",
+            *table(["fold", "cases", *(f"DSC (%) {k}" for k in keys), *(f"HD95 ({unit}) {k}" for k in keys)], rows,
+                   [":---", "---:", *["---:"] * (2 * len(keys))]), ""]
+
+
 def render_markdown(report: dict, evaluations: dict[str, EvaluationResult]) -> str:
     """``report.md``: segmentation table, model facts, network side-by-side, environment."""
     env = report["environment"]
     n_cases = next(iter(report["methods"].values()))["n_cases"]
+    folds = report.get("folds")
+    source = (f"{n_cases} case(s): the validation predictions of folds {', '.join(map(str, folds))} pooled "
+              "(each case predicted by the fold that did not train on it),"
+              if folds else f"{n_cases} case(s)")
     lines = [
         f"# Side-by-side: {', '.join(report['methods'])} on {report['dataset']}",
         "",
@@ -137,7 +163,7 @@ def render_markdown(report: dict, evaluations: dict[str, EvaluationResult]) -> s
         "",
         "## Segmentation (Synapse protocol)",
         "",
-        f"{n_cases} case(s) against `{report['ground_truth']}`; mean over cases per organ, then over organs. "
+        f"{source} against `{report['ground_truth']}`; mean over cases per organ, then over organs. "
         f"Per-method files: `<method>/{EVALUATION_JSON}` (+ .csv, .md).",
         "",
         *organ_table(evaluations),
@@ -145,10 +171,12 @@ def render_markdown(report: dict, evaluations: dict[str, EvaluationResult]) -> s
         f"![DSC per organ]({DSC_PNG})",
         "",
         *_paired_section(report["paired"], evaluations),
+        *_cross_validation_section(report),
         "## Trained models",
         "",
-        f"Fold {report['fold']}. Parameters and GMACs of the trained network (checkpoint weights loaded) at one "
-        "patch of its plans; epoch time from the checkpoint's training log; fastest epoch of nnU-Net's "
+        f"Fold {report['fold']}{' (the first of the cross-validation)' if folds else ''}. Parameters and GMACs of "
+        "the trained network (checkpoint weights loaded) at one patch of its plans; epoch time from the checkpoint's "
+        "training log; fastest epoch of nnU-Net's "
         "benchmark trainers where their `benchmark_result.json` exists (GPU only). "
         + _inference_sentence(report["models"]),
         "",
